@@ -64,7 +64,10 @@ fi
 
 STEP="mmcv"
 PYTAG="cp${PYTHON_VERSION/./}"
-WHEELDIR="$CACHE/wheels/mmcv-${MMCV_VERSION}_torch-${TORCH_VERSION}_${PYTAG}"
+# CPU-only and CUDA (FORCE_CUDA=1) builds of the ops differ: separate cache entries.
+OPS="cpu"
+[ "${FORCE_CUDA:-0}" = "1" ] && OPS="cuda"
+WHEELDIR="$CACHE/wheels/mmcv-${MMCV_VERSION}_torch-${TORCH_VERSION}_${PYTAG}_${OPS}"
 if have mmcv "$MMCV_VERSION" && "$PY" -c "import mmcv.ops" 2>/dev/null; then
   say "mmcv $MMCV_VERSION with compiled ops present"
 else

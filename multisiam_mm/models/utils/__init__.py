@@ -1,1 +1,1 @@
-"""Pure, batched building blocks shared by MultiSiam, DenseSiam and Odin."""
+'''Pure, batched building blocks shared by MultiSiam, DenseSiam and Odin.'''

@@ -1,0 +1,117 @@
+"""Train-step time of MultiSiam against mmpretrain's BYOL: same backbone, batch, resolution and machine, one run.
+
+    python benchmarks/step_time.py [--batch 8] [--size 224] [--depth 50] [--steps 5] [--warmup 2] [--device cpu]
+
+Both models come from the shipped configs (configs/multisiam_waymo.py and configs/byol/...), with SyncBN replaced
+by BN for a single process. A step is forward + backward + LARS update + EMA update. The steps of the two models are
+interleaved (A, B, A, B, ...) so that drift in machine speed hits both alike; the table gives the median. FLOPs per
+step are counted by torch.utils.flop_counter on one step: their ratio is the floor the time ratio can reach.
+"""
+import argparse
+import os.path as osp
+import statistics
+import sys
+import time
+from typing import Dict, List
+
+import torch
+from mmengine.config import Config
+from mmengine.logging import MessageHub
+from mmengine.optim import build_optim_wrapper
+from mmengine.registry import init_default_scope
+from mmpretrain.registry import MODELS
+from mmpretrain.structures import DataSample
+from torch.utils.flop_counter import FlopCounterMode
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, ROOT)
+import multisiam_mm  # noqa: E402,F401
+
+CONFIGS = {
+    'BYOL (mmpretrain)': 'configs/byol/byol_r50_8xb128-coslr-325e_waymo.py',
+    'MultiSiam (offset + attention)': 'configs/multisiam_waymo.py',
+    'MultiSiam (RoI)': 'configs/multisiam/ablations/multisiam_r50_8xb128-accum4-coslr-150e_waymo.py',
+}
+
+
+def build(config: str, depth: int, device: str):
+    cfg = Config.fromfile(osp.join(ROOT, config))
+    cfg.model.backbone.depth = depth
+    cfg.model.backbone.norm_cfg = dict(type='BN')
+    model = MODELS.build(cfg.model).to(device).train()
+    return model, build_optim_wrapper(model, cfg.optim_wrapper)
+
+
+def make_batch(batch: int, size: int, device: str) -> Dict:
+    g = torch.Generator().manual_seed(0)
+    inputs = [(torch.rand(batch, 3, size, size, generator=g) * 255).to(device) for _ in range(2)]
+    samples = []
+    for b in range(batch):
+        ds = DataSample()
+        shift = float(b % 7) * 10
+        ds.set_metainfo(dict(view_boxes=torch.tensor([[0. + shift, 0., 600. + shift, 500.], [150., 80., 800., 620.]]),
+                             view_flips=torch.tensor([b % 2 == 0, b % 3 == 0]), ori_shape=(720, 960)))
+        samples.append(ds)
+    return dict(inputs=inputs, data_samples=samples)
+
+
+def step(model, optim, batch: Dict) -> None:
+    data = model.data_preprocessor(batch, True)
+    losses = model(**data, mode='loss')
+    loss, _ = model.parse_losses(losses)
+    optim.update_params(loss)
+
+
+def sync(device: str) -> None:
+    if device.startswith('cuda'):
+        torch.cuda.synchronize()
+
+
+def flops_per_step(model, optim, batch: Dict) -> float:
+    with FlopCounterMode(display=False) as counter:
+        step(model, optim, batch)
+    return counter.get_total_flops()
+
+
+def main(argv: List[str] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--batch', type=int, default=8, help='images per step')
+    parser.add_argument('--size', type=int, default=224, help='view resolution')
+    parser.add_argument('--depth', type=int, default=50, help='ResNet depth')
+    parser.add_argument('--steps', type=int, default=5, help='timed steps per model')
+    parser.add_argument('--warmup', type=int, default=2, help='untimed steps per model')
+    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--threads', type=int, default=None, help='torch.set_num_threads (CPU)')
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    init_default_scope('mmpretrain')
+    hub = MessageHub.get_current_instance()
+    hub.update_info('iter', 0)
+    hub.update_info('max_iters', 1000)
+    batch = make_batch(args.batch, args.size, args.device)
+    models = {name: build(cfg, args.depth, args.device) for name, cfg in CONFIGS.items()}
+    flops = {name: flops_per_step(m, o, batch) for name, (m, o) in models.items()}
+    times: Dict[str, List[float]] = {name: [] for name in models}
+    for i in range(args.warmup + args.steps):
+        for name, (model, optim) in models.items():
+            sync(args.device)
+            t0 = time.perf_counter()
+            step(model, optim, batch)
+            sync(args.device)
+            if i >= args.warmup:
+                times[name].append(time.perf_counter() - t0)
+    base = 'BYOL (mmpretrain)'
+    print(f'\nResNet-{args.depth}, batch {args.batch}, {args.size}x{args.size}, device {args.device}, '
+          f'threads {torch.get_num_threads()}, {args.steps} timed steps (median), torch {torch.__version__}\n')
+    print('| method | ms / step | × BYOL time | GFLOPs / step | × BYOL FLOPs |')
+    print('|---|---|---|---|---|')
+    t_base = statistics.median(times[base])
+    for name in models:
+        t = statistics.median(times[name])
+        print(f'| {name} | {1000 * t:.0f} | {t / t_base:.3f} | {flops[name] / 1e9:.1f} | '
+              f'{flops[name] / flops[base]:.3f} |')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,6 @@
+"""Datasets: unlabeled image sources for pretraining and a procedural synthetic street-scene generator."""
+from . import transforms  # noqa: F401
+from .synthetic_streets import generate_scene, write_synthetic_dataset
+from .unlabeled import UnlabeledImageDataset
+
+__all__ = ['generate_scene', 'write_synthetic_dataset', 'UnlabeledImageDataset']

@@ -1,0 +1,5 @@
+"""Pair transforms: IoU-constrained view pairs with recorded geometry, per-view photometric pipelines, packing."""
+from .iou_pair_crop import IoUPairCrop, PairCropStats, sample_pair_boxes
+from .pair_formatting import PackPairInputs, PairPhotometric
+
+__all__ = ['IoUPairCrop', 'PairCropStats', 'sample_pair_boxes', 'PairPhotometric', 'PackPairInputs']

@@ -1,0 +1,114 @@
+"""Unlabeled images for self-supervised pretraining, from a folder tree or from a list file."""
+import os
+import os.path as osp
+from typing import Iterator, List, Optional, Sequence, Union
+
+from mmengine.dataset import BaseDataset
+from mmpretrain.registry import DATASETS
+
+IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff')
+
+
+def scan_image_folder(folder: str, extensions: Sequence[str] = IMG_EXTENSIONS) -> List[str]:
+    """All image files under ``folder`` (recursive, following symlinks), sorted.
+
+    Hidden files and folders (names starting with '.') and files whose extension (case-insensitive) is not in
+    ``extensions`` are skipped.
+
+    Raises:
+        FileNotFoundError: ``folder`` is not a directory.
+        ValueError: no image was found.
+    """
+    if not osp.isdir(folder):
+        raise FileNotFoundError(f'UnlabeledImageDataset: image folder {folder!r} does not exist or is not a folder')
+    suffixes = tuple(e.lower() for e in extensions)
+    paths = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        dirnames[:] = [d for d in dirnames if not d.startswith('.')]
+        paths.extend(osp.join(dirpath, name) for name in filenames
+                     if not name.startswith('.') and name.lower().endswith(suffixes))
+    if not paths:
+        raise ValueError(f'UnlabeledImageDataset: no image files ({", ".join(suffixes)}, any case) found under '
+                         f'{folder!r} (hidden files and folders are skipped)')
+    return sorted(paths)
+
+
+def iter_image_list(list_file: str, prefix: str = '') -> Iterator[str]:
+    """The image paths of a list file, one per line, streamed (the files themselves are not checked).
+
+    Blank lines and lines starting with '#' are skipped; surrounding whitespace is stripped; relative paths are
+    joined to ``prefix`` (absolute paths are kept).
+
+    Raises:
+        FileNotFoundError: ``list_file`` does not exist.
+    """
+    if not osp.isfile(list_file):
+        raise FileNotFoundError(f'UnlabeledImageDataset: list file {list_file!r} (ann_file) does not exist')
+    with open(list_file, encoding='utf-8') as f:
+        for line in f:
+            path = line.strip()
+            if path and not path.startswith('#'):
+                yield osp.join(prefix, path)
+
+
+@DATASETS.register_module()
+class UnlabeledImageDataset(BaseDataset):
+    """Images without labels, each sample being ``dict(img_path=...)`` for a loading pipeline.
+
+    Two sources:
+
+    - a folder tree (``ann_file`` empty): every image file under ``data_root/data_prefix``, recursively, sorted;
+      extensions are matched case-insensitively and hidden files/folders are skipped;
+    - a list file (``ann_file``, relative to ``data_root`` unless absolute): one image path per line, blank lines
+      and ``#`` comment lines ignored, relative paths resolved against ``data_root/data_prefix`` (against the
+      working directory when both are empty). This is how large extracted frame sets (Waymo, SODA10M) are given:
+      the paths are not checked at start, so a missing file surfaces when the pipeline loads it.
+
+    The sample list is serialized into one numpy buffer (mmengine's ``serialize_data=True``, the default), so a
+    list of millions of frames costs about 40 bytes plus the path per frame, shared by the dataloader workers.
+
+    Args:
+        data_root: root folder of the data; joined in front of relative ``data_prefix`` and ``ann_file``.
+        data_prefix: image folder below ``data_root``, as a string or ``dict(img_path=...)``.
+        ann_file: optional list file; empty to scan the image folder instead.
+        extensions: image file extensions accepted by the folder scan (case-insensitive).
+        metainfo: extra meta information merged into :attr:`METAINFO` (e.g. ``dict(dataset_name='waymo')``).
+        **kwargs: other :class:`mmengine.dataset.BaseDataset` arguments (``pipeline``, ``indices``,
+            ``serialize_data``, ``lazy_init``, ``test_mode``, ...).
+    """
+
+    METAINFO = dict(classes=())  # unlabeled: no classes
+
+    def __init__(self, data_root: str = '', data_prefix: Union[str, dict] = '', ann_file: str = '',
+                 extensions: Sequence[str] = IMG_EXTENSIONS, metainfo: Optional[dict] = None, **kwargs) -> None:
+        if isinstance(data_prefix, str):
+            data_prefix = dict(img_path=data_prefix)
+        if set(data_prefix) != {'img_path'}:
+            raise ValueError(f'UnlabeledImageDataset: data_prefix must be a string or dict(img_path=...), '
+                             f'got {data_prefix!r}')
+        self.extensions = tuple(extensions)
+        super().__init__(ann_file=ann_file, metainfo=metainfo, data_root=data_root, data_prefix=data_prefix,
+                         **kwargs)
+
+    @property
+    def img_prefix(self) -> str:
+        """The image folder (``data_root`` joined with ``data_prefix['img_path']``)."""
+        return self.data_prefix['img_path']
+
+    def load_data_list(self) -> List[dict]:
+        """``[dict(img_path=...), ...]`` from the list file when ``ann_file`` is set, else from the folder scan.
+
+        Raises:
+            FileNotFoundError: the list file or the image folder does not exist.
+            ValueError: the list file lists no image, or the folder holds none, or neither source is given.
+        """
+        if self.ann_file:
+            data_list = [dict(img_path=path) for path in iter_image_list(self.ann_file, self.img_prefix)]
+            if not data_list:
+                raise ValueError(f'UnlabeledImageDataset: list file {self.ann_file!r} lists no image (only blank '
+                                 'or # comment lines)')
+            return data_list
+        if not self.img_prefix:
+            raise ValueError('UnlabeledImageDataset needs an image folder (data_root and/or data_prefix) or a list '
+                             'file (ann_file)')
+        return [dict(img_path=path) for path in scan_image_folder(self.img_prefix, self.extensions)]

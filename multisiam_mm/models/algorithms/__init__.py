@@ -1,0 +1,4 @@
+from .multisiam import MultiSiam
+from .multisiam_moco import MultiSiamMoCo
+
+__all__ = ['MultiSiam', 'MultiSiamMoCo']

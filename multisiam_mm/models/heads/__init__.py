@@ -1,0 +1,3 @@
+from .cluster_head import ClusterHead
+
+__all__ = ['ClusterHead']

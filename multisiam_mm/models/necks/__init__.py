@@ -1,0 +1,3 @@
+from .multisiam_neck import MultiSiamNeck
+
+__all__ = ['MultiSiamNeck']

@@ -1,0 +1,35 @@
+"""Let mmengine's resume / load_from work under torch >= 2.6 without disabling ``weights_only``.
+
+torch 2.6 made ``torch.load(weights_only=True)`` the default. mmengine 0.10.7 calls plain ``torch.load`` and its
+checkpoints carry, besides tensors, the MessageHub state (``HistoryBuffer`` objects holding numpy arrays), so
+loading them raises ``UnpicklingError``. Instead of turning the safety off (``weights_only=False`` for everyone, which
+runs arbitrary pickled code from a downloaded checkpoint), we extend torch's allow-list with exactly the types
+mmengine writes. Loading stays restricted: any other global in a checkpoint is still refused.
+"""
+from typing import List
+
+import numpy as np
+import torch
+
+
+def mmengine_checkpoint_globals() -> List[object]:
+    """The non-tensor types an mmengine Runner checkpoint contains (message hub, numpy scalars and arrays)."""
+    from mmengine.logging import HistoryBuffer
+
+    np_core = np._core if int(np.__version__.split('.')[0]) >= 2 else np.core  # where pickle finds them
+    dtype_classes = [type(np.dtype(t)) for t in (np.float64, np.float32, np.int64, np.int32, np.bool_, np.uint8)]
+    return [
+        HistoryBuffer,
+        np.ndarray,
+        np.dtype,
+        np_core.multiarray._reconstruct,
+        np_core.multiarray.scalar,
+        *dtype_classes,
+    ]
+
+
+def allow_mmengine_checkpoints() -> None:
+    """Register mmengine's checkpoint types as safe for ``torch.load(weights_only=True)``. Idempotent."""
+    add_safe_globals = getattr(torch.serialization, 'add_safe_globals', None)
+    if add_safe_globals is not None:  # torch < 2.4 has no allow-list and loads everything anyway
+        add_safe_globals(mmengine_checkpoint_globals())

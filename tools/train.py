@@ -1,0 +1,71 @@
+"""Train a multisiam_mm (or any mmpretrain) self-supervised model with mmengine's Runner.
+
+Examples:
+  python tools/train.py configs/multisiam/multisiam_r50_waymo.py --work-dir work_dirs/ms
+  python tools/train.py CONFIG --resume                 # resume from the latest checkpoint in the work dir
+  python tools/train.py CONFIG --resume PATH.pth        # resume from a given checkpoint
+  torchrun --nproc_per_node 8 tools/train.py CONFIG --launcher pytorch
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without installing
+import multisiam_mm  # noqa: E402,F401  registers the components and the checkpoint safe-globals
+
+
+def parse_args(argv: list = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Train a self-supervised model (mmengine Runner).')
+    parser.add_argument('config', help='training config file path')
+    parser.add_argument('--work-dir', help='directory for logs and checkpoints (default: work_dirs/<config name>)')
+    parser.add_argument('--resume', nargs='?', type=str, const='auto',
+                        help='resume from the given checkpoint, or with no value from the latest one in work-dir')
+    parser.add_argument('--amp', action='store_true', help='automatic mixed precision (AmpOptimWrapper)')
+    parser.add_argument('--no-pin-memory', action='store_true', help='disable pin_memory in the dataloaders')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config entries, key=value (e.g. train_cfg.max_iters=100)')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
+                        help='job launcher (pytorch = torchrun, slurm = srun)')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
+    """Fold the command-line arguments into the config."""
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    if args.amp:
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    if args.resume == 'auto':
+        cfg.resume, cfg.load_from = True, None
+    elif args.resume is not None:
+        cfg.resume, cfg.load_from = True, args.resume
+    if args.no_pin_memory:
+        for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+            if cfg.get(key) is not None:
+                cfg[key]['pin_memory'] = False
+    return cfg
+
+
+def main(argv: list = None) -> None:
+    args = parse_args(argv)
+    cfg = merge_args(Config.fromfile(args.config), args)
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()
