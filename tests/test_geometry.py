@@ -10,9 +10,18 @@ import torch
 import torch.nn.functional as F
 
 from multisiam_mm.datasets.transforms import IoUPairCrop
-from multisiam_mm.models.utils.geometry import (box_in_view, box_iou_pairs, cell_coords, flip_back,
-                                                grid_points_in_intersection, intersection_box, map_masks_to_view,
-                                                offset_map, roi_align_intersection, spanning_box)
+from multisiam_mm.models.utils.geometry import (
+    box_in_view,
+    box_iou_pairs,
+    cell_coords,
+    flip_back,
+    grid_points_in_intersection,
+    intersection_box,
+    map_masks_to_view,
+    offset_map,
+    roi_align_intersection,
+    spanning_box,
+)
 
 IMG_H, IMG_W = 427, 640
 SIZE = 224

@@ -9,9 +9,10 @@ import torch
 from mmengine.config import Config
 from mmengine.dataset import default_collate, pseudo_collate
 from mmengine.logging import MMLogger
+from mmengine.registry import init_default_scope
+from mmpretrain.registry import TRANSFORMS
 from scipy.stats import ks_2samp
 
-from mmpretrain.registry import TRANSFORMS
 from multisiam_mm.datasets.transforms import IoUPairCrop, PackPairInputs, PairPhotometric, sample_pair_boxes
 from multisiam_mm.datasets.transforms.iou_pair_crop import random_resized_boxes
 
@@ -155,8 +156,8 @@ def test_every_pair_exceeds_threshold_and_fits(img_hw, thr):
 def test_centre_crop_fallback_of_random_resized_crop():
     """A 1 x 100 strip: no attempt fits the aspect range, so every box is the clipped centre crop, as torchvision."""
     rs = np.random.RandomState(0)
-    x1, y1, w, h = random_resized_boxes(rs, (50,), (1, 100), SCALE, RATIO)
-    assert (w == 1).all() and (h == 1).all() and (x1 == 49).all() and (y1 == 0).all()
+    boxes = random_resized_boxes(rs, (50,), (1, 100), SCALE, RATIO)
+    assert boxes.shape == (50, 4) and (boxes == (49, 0, 50, 1)).all()
     assert naive_box(rs, 1, 100) == (49, 0, 50, 1)
 
 
@@ -181,8 +182,7 @@ def test_fallback_is_highest_iou_candidate_counted_and_warned():
     assert len(warned) == crop.stats.fallbacks.bit_length()
 
     boxes, stats = sample_pair_boxes((1280, 1920), 1, SCALE, RATIO, 0.99, 6, 1, rng=np.random.RandomState(7))
-    x1, y1, w, h = random_resized_boxes(np.random.RandomState(7), (6, 2), (1280, 1920), SCALE, RATIO)
-    cands = np.stack((x1, y1, x1 + w, y1 + h), axis=-1)
+    cands = random_resized_boxes(np.random.RandomState(7), (6, 2), (1280, 1920), SCALE, RATIO)
     ious = iou(cands[:, 0], cands[:, 1])
     assert stats.fallbacks == 1 and ious.max() <= 0.99
     np.testing.assert_array_equal(boxes[0], cands[ious.argmax()])
@@ -248,6 +248,7 @@ def test_pair_photometric_rejects_geometric_pipelines():
 
 def test_config_pipeline_packs_what_the_algorithm_needs():
     """pair_pipeline.py (minus file loading) -> collate -> (B, 2, 4) boxes, (B, 2) flips, ori_shape, views."""
+    init_default_scope('mmpretrain')  # as the Runner does (default_scope); RandomApply builds its children with it
     cfg = Config.fromfile(CONFIG)
     assert [t['type'] for t in cfg.pair_pipeline] == ['LoadImageFromFile', 'IoUPairCrop', 'PairPhotometric',
                                                       'PackPairInputs']

@@ -70,7 +70,8 @@ def test_plain_torch_without_the_plugin_cannot_load_mmengine_checkpoints(tiny_st
 def test_kill_9_then_resume_continues_at_the_saved_iteration(tiny_streets, tmp_path):
     work = tmp_path / 'work'
     cfg_path = str(tmp_path / 'cfg.py')
-    Config(dict(tiny_runner_cfg(tiny_streets, str(work), max_iters=40, ckpt_interval=5), log_level='INFO')).dump(cfg_path)
+    cfg = dict(tiny_runner_cfg(tiny_streets, str(work), max_iters=40, ckpt_interval=5), log_level='INFO')
+    Config(cfg).dump(cfg_path)
     train = [sys.executable, osp.join(ROOT, 'tools', 'train.py'), cfg_path, '--work-dir', str(work)]
     proc = subprocess.Popen(train, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 300

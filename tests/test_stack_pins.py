@@ -56,8 +56,8 @@ def test_full_mmcv_and_downstream_packages_import():
     import mmdet.models  # noqa: F401
     import mmpretrain.models  # noqa: F401
     import mmseg.models  # noqa: F401
-    from mmcv.ops import roi_align
     import torch
+    from mmcv.ops import roi_align
     out = roi_align(torch.ones(1, 1, 4, 4), torch.tensor([[0., 0., 0., 3., 3.]]), (2, 2), 1.0, 2, 'avg', True)
     assert out.shape == (1, 1, 2, 2) and torch.allclose(out, torch.ones_like(out))
 

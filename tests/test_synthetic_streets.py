@@ -173,7 +173,7 @@ def test_missing_file_with_complete_meta_is_regenerated(tmp_path):
 def test_other_parameters_need_overwrite_and_stale_files_go(tmp_path):
     root = tmp_path / 'synth'
     write_synthetic_dataset(str(root), num_train=3, num_val=1, seed=2, **SMALL)
-    with pytest.raises(FileExistsError, match='overwrite'):
+    with pytest.raises(FileExistsError, match=r'num_train: 3 -> 2, seed: 2 -> 3\).*overwrite'):
         write_synthetic_dataset(str(root), num_train=2, num_val=1, seed=3, **SMALL)
     summary = write_synthetic_dataset(str(root), num_train=2, num_val=1, seed=3, overwrite=True, **SMALL)
     assert summary['generated'] is True
@@ -198,6 +198,8 @@ def test_cli_writes_and_reports(tmp_path, capsys):
     assert len(os.listdir(tmp_path / 'cli' / 'images' / 'train')) == 2
     cli.main(args)
     assert 'nothing written' in capsys.readouterr().out
+    with pytest.raises(SystemExit, match='seed: 9 -> 8.*--overwrite'):
+        cli.main(args[:-3] + ['--seed', '8', '--quiet'])
     with pytest.raises(SystemExit) as exit_info:
         cli.main(['--help'])
     assert exit_info.value.code == 0 and '--num-train' in capsys.readouterr().out

@@ -73,9 +73,9 @@ def test_sample_list_is_serialized(tree):
 
 
 def test_metainfo_has_no_classes_and_takes_extra_keys(tree):
-    dataset = UnlabeledImageDataset(data_root=str(tree), metainfo=dict(dataset_name='waymo'))
+    dataset = UnlabeledImageDataset(data_root=str(tree), metainfo=dict(dataset_name='waymo'), lazy_init=True)
     assert dataset.metainfo == dict(classes=(), dataset_name='waymo')
-    assert UnlabeledImageDataset(data_root=str(tree)).metainfo == dict(classes=())
+    assert UnlabeledImageDataset(data_root=str(tree), lazy_init=True).metainfo == dict(classes=())
 
 
 def test_empty_folder_is_a_clear_error(tmp_path):

@@ -40,8 +40,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[List[str]] = None) -> None:
     """Write the dataset and print a summary of what was written (or found complete)."""
     args = parse_args(argv)
-    summary = write_synthetic_dataset(args.out, args.num_train, args.num_val, width=args.width, height=args.height,
-                                      seed=args.seed, overwrite=args.overwrite, progress=not args.quiet)
+    try:
+        summary = write_synthetic_dataset(args.out, args.num_train, args.num_val, width=args.width,
+                                          height=args.height, seed=args.seed, overwrite=args.overwrite,
+                                          progress=not args.quiet)
+    except FileExistsError as error:
+        sys.exit(f'error: {error}')
     total = args.num_train + args.num_val
     if summary['generated']:
         print(f'wrote {total} scenes ({args.width}x{args.height}, seed {args.seed}) to {args.out} in '

@@ -538,6 +538,12 @@ def _read_json(path: str):
         return None
 
 
+def _differences(old: Dict, new: Dict) -> str:
+    """``key: old -> new`` for every entry that differs between two parameter dicts."""
+    keys = sorted(set(old) | set(new))
+    return ', '.join(f'{k}: {old.get(k)!r} -> {new.get(k)!r}' for k in keys if old.get(k) != new.get(k))
+
+
 def _write_text(path: str, text: str) -> None:
     """Write ``text`` through a temporary file and an atomic rename."""
     tmp = f'{path}.tmp'
@@ -609,8 +615,9 @@ def write_synthetic_dataset(root: str, num_train: int, num_val: int, width: int 
     old = _read_json(meta_path)
     if not overwrite and old is not None:
         if old != meta:
-            raise FileExistsError(f'{root} holds a synthetic dataset with other parameters ({old}); pass '
-                                  'overwrite=True (CLI: --overwrite) to replace it, or choose another folder')
+            raise FileExistsError(f'{root} holds a synthetic dataset with other parameters '
+                                  f'({_differences(old, meta)}); pass overwrite=True (CLI: --overwrite) to replace '
+                                  'it, or choose another folder')
         if all(osp.isfile(osp.join(root, p)) for p in _all_paths(counts)):
             return dict(summary, generated=False, seconds=time.perf_counter() - start)
     if osp.exists(meta_path):

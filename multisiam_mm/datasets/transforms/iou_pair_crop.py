@@ -3,13 +3,16 @@
 Distribution. The reference is naive sequential rejection: draw box A with torchvision's RandomResizedCrop (area
 uniform in ``scale * image area``, log aspect ratio uniform in ``log(ratio)``, up to 10 attempts, else a centre crop),
 draw box B the same way, independently, and start again unless ``IoU(A, B) > iou_thr``. :func:`sample_pair_boxes`
-draws ``candidates_per_round`` such candidate pairs at once with numpy and returns the FIRST one that passes. The
-candidates are i.i.d., so the first passing one has exactly the law of the sequential sampler; neither the pair with
-the highest IoU nor a B re-drawn for a fixed A would (both bias the result, see tests/test_iou_pair_crop.py).
+draws ``candidates_per_round`` such candidate pairs at once with numpy (per pair still needed) and returns the FIRST
+one that passes. The candidates are i.i.d., so the first passing one has exactly the law of the sequential sampler;
+neither the pair with the highest IoU nor a B re-drawn for a fixed A would (both bias the result, see
+tests/test_iou_pair_crop.py, which also checks this one against a transcription of torchvision's sampler).
 
 Bounded effort. After ``max_rounds`` rounds without a passing candidate, the fallback returns the highest-IoU candidate
-of the last round (its IoU may be <= iou_thr). Fallbacks are counted in :attr:`IoUPairCrop.stats` (per process: each
+of the last round (its IoU is <= iou_thr). Fallbacks are counted in :attr:`IoUPairCrop.stats` (per process: each
 data worker holds its own copy) and warned through the current MMLogger when their count reaches 1, 2, 4, 8, ...
+With the defaults (64 rounds of 16) and the ~26 % acceptance of iou_thr=0.5 on a 3:2 frame, a fallback has
+probability 0.74^1024, i.e. never; it exists for extreme thresholds or tiny images.
 
 What is checked at construction. Boxes have integer pixel corners, so two identical boxes (IoU = 1) have positive
 probability for any scale and ratio range: every ``iou_thr < 1`` is reachable, and ``iou_thr >= 1`` (IoU must EXCEED
@@ -34,6 +37,7 @@ from mmpretrain.registry import TRANSFORMS
 RRC_ATTEMPTS = 10  # torchvision / mmpretrain RandomResizedCrop: attempts before the centre-crop fallback
 _INTERPOLATIONS = ('nearest', 'bilinear', 'bicubic', 'area', 'lanczos')
 _BACKENDS = ('cv2', 'pillow')
+_PLUS_MINUS = np.array((1.0, -1.0))[:, None, None]  # log aspect -> (log aspect, -log aspect) for (w, h)
 
 
 @dataclass
@@ -70,42 +74,42 @@ def centre_crop_size(img_hw: Tuple[int, int], ratio: Tuple[float, float]) -> Tup
 
 
 def random_resized_boxes(rng, shape: Tuple[int, ...], img_hw: Tuple[int, int], scale: Tuple[float, float],
-                         ratio: Tuple[float, float]) -> Tuple[np.ndarray, ...]:
-    """i.i.d. torchvision RandomResizedCrop boxes of an (H, W) image: x1, y1, w, h, each of ``shape``.
+                         ratio: Tuple[float, float]) -> np.ndarray:
+    """i.i.d. torchvision RandomResizedCrop boxes of an (H, W) image: (*shape, 4) (x1, y1, x2, y2), integer-valued.
 
     Each box makes RRC_ATTEMPTS (area, aspect) attempts and keeps the first that fits the image, else the fallback
     centre crop (:func:`centre_crop_size`); its offsets are uniform over the integer positions inside the image.
     All attempts are drawn at once (a third of them miss on a 3:2 frame, so retry loops would cost more).
     """
     img_h, img_w = img_hw
-    img_area, T = img_h * img_w, RRC_ATTEMPTS
-    u = rng.random((2 * T + 2,) + shape).reshape(2 * T + 2, -1)  # T areas, T aspects, x offset, y offset
-    area = img_area * scale[0] + img_area * (scale[1] - scale[0]) * u[:T]
+    img_area, T, M = img_h * img_w, RRC_ATTEMPTS, math.prod(shape)
+    u = rng.random((2 * T + 2, M))  # T areas, T log aspects, x offset, y offset
+    area = img_area * scale[0] + img_area * (scale[1] - scale[0]) * u[:T]  # (T, M)
     log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
-    aspect = np.exp(log_ratio[0] + (log_ratio[1] - log_ratio[0]) * u[T:2 * T])
-    w = np.rint(np.sqrt(area * aspect))  # rint rounds half to even, like Python's round()
-    h = np.rint(np.sqrt(area / aspect))
-    fits = (w <= img_w) & (h <= img_h)  # (T, M)
+    log_aspect = log_ratio[0] + (log_ratio[1] - log_ratio[0]) * u[T:2 * T]
+    # w = sqrt(area * aspect), h = sqrt(area / aspect); rint rounds half to even, as Python's round()
+    wh = np.rint(np.sqrt(area * np.exp(log_aspect * _PLUS_MINUS)))  # (2, T, M)
+    fits = (wh[0] <= img_w) & (wh[1] <= img_h)  # (T, M)
     if img_area * scale[0] * min(ratio[0], 1 / ratio[1]) <= 0.25:  # w or h may round to 0 on a tiny image
-        fits &= np.minimum(w, h) >= 1
-    pick = (fits.argmax(axis=0), np.arange(fits.shape[1]))  # first fitting attempt of each box
-    w, h = w[pick], h[pick]
-    x1 = np.floor(u[-2] * (img_w - w + 1))
-    y1 = np.floor(u[-1] * (img_h - h + 1))
-    missed = ~fits[pick]
-    if missed.any():  # no attempt fitted: centre crop
-        h[missed], w[missed] = centre_crop_size(img_hw, ratio)
-        x1[missed], y1[missed] = (img_w - w[missed]) // 2, (img_h - h[missed]) // 2
-    return tuple(a.reshape(shape) for a in (x1, y1, w, h))
+        fits &= wh.min(axis=0) >= 1
+    pick = (fits.argmax(axis=0), np.arange(M))  # first fitting attempt of each box
+    wh = wh[:, pick[0], pick[1]]  # (2, M)
+    xy = np.floor(u[-2:] * (np.array((img_w + 1, img_h + 1))[:, None] - wh))
+    if not fits[pick].all():  # a box without a fitting attempt: centre crop
+        missed = ~fits[pick]
+        crop_h, crop_w = centre_crop_size(img_hw, ratio)
+        wh[:, missed] = np.array((crop_w, crop_h))[:, None]
+        xy[:, missed] = np.array(((img_w - crop_w) // 2, (img_h - crop_h) // 2))[:, None]
+    return np.concatenate((xy, xy + wh)).T.reshape(shape + (4,))
 
 
-def _pair_iou(x1: np.ndarray, y1: np.ndarray, w: np.ndarray, h: np.ndarray) -> np.ndarray:
-    """IoU of the two boxes of each candidate: x1, y1, w, h (M, 2) -> (M,)."""
-    x2, y2 = x1 + w, y1 + h
-    iw = np.minimum(x2[:, 0], x2[:, 1]) - np.maximum(x1[:, 0], x1[:, 1])
-    ih = np.minimum(y2[:, 0], y2[:, 1]) - np.maximum(y1[:, 0], y1[:, 1])
-    inter = np.maximum(iw, 0) * np.maximum(ih, 0)
-    area = w * h
+def _pair_iou(boxes: np.ndarray) -> np.ndarray:
+    """IoU of the two boxes of each candidate: (M, 2, 4) -> (M,)."""
+    a, b = boxes[:, 0], boxes[:, 1]
+    overlap = np.maximum(np.minimum(a[:, 2:], b[:, 2:]) - np.maximum(a[:, :2], b[:, :2]), 0)  # (M, 2)
+    size = boxes[..., 2:] - boxes[..., :2]  # (M, 2, 2)
+    inter = overlap[:, 0] * overlap[:, 1]
+    area = size[..., 0] * size[..., 1]  # (M, 2)
     return inter / (area[:, 0] + area[:, 1] - inter)
 
 
@@ -131,15 +135,14 @@ def sample_pair_boxes(img_hw: Tuple[int, int], num_pairs: int, scale: Tuple[floa
     """
     stats = PairCropStats()
     if not iou_thr:
-        x1, y1, w, h = random_resized_boxes(rng, (num_pairs, 2), img_hw, scale, ratio)
         stats.candidates = stats.passing = stats.accepted = num_pairs
-        return np.stack((x1, y1, x1 + w, y1 + h), axis=-1), stats
+        return random_resized_boxes(rng, (num_pairs, 2), img_hw, scale, ratio), stats
 
     picked = []
     need = num_pairs
     for round_idx in range(max_rounds):
-        x1, y1, w, h = random_resized_boxes(rng, (need * candidates_per_round, 2), img_hw, scale, ratio)
-        iou = _pair_iou(x1, y1, w, h)
+        boxes = random_resized_boxes(rng, (need * candidates_per_round, 2), img_hw, scale, ratio)
+        iou = _pair_iou(boxes)
         passing = iou > iou_thr
         first = np.flatnonzero(passing)[:need]
         stats.candidates += iou.size
@@ -150,7 +153,7 @@ def sample_pair_boxes(img_hw: Tuple[int, int], num_pairs: int, scale: Tuple[floa
             best = failing[np.argsort(-iou[failing], kind='stable')[:need - first.size]]
             stats.fallbacks += best.size
             first = np.concatenate((first, best))
-        picked.append(np.stack((x1[first], y1[first], x1[first] + w[first], y1[first] + h[first]), axis=-1))
+        picked.append(boxes[first])
         need -= first.size
         if not need:
             break
