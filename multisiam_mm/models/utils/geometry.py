@@ -25,7 +25,7 @@ from torchvision.ops import roi_align
 
 Size2d = Union[int, Tuple[int, int]]
 
-# RoIAlign samples 2 x 2 points per output bin (the Mask R-CNN / detectron2 setting). A fixed ratio keeps the cost
+# RoIAlign samples 2 x 2 points per output bin (the 4 points of the Mask R-CNN paper). A fixed ratio keeps the cost
 # independent of the box size, and since both views sample the same relative positions of the same intersection box,
 # R and R' are computed from the same original-image points whatever the ratio.
 ROI_SAMPLING_RATIO = 2

@@ -46,6 +46,8 @@ from torch import Tensor
 
 Metric = Literal['cosine', 'euclidean']
 
+# Points the greedy seeding scores for each new centre: those farthest from the centres chosen so far.
+_NUM_CANDIDATES = 16
 # Below this norm the (normalised) sum of a cosine cluster is taken as zero, so the cluster keeps its centroid.
 _COSINE_EPS = 1e-6
 
@@ -93,8 +95,14 @@ def _seed_indices(dists: Tensor, num_inits: int) -> Tensor:
 
 
 def _next_centre(dists: Tensor, closest: Tensor) -> Tensor:
-    """Point ``(B, R)`` minimising the potential ``sum_n min(closest[n], dists[c, n])`` over all candidates ``c``."""
-    return torch.minimum(closest.unsqueeze(2), dists.unsqueeze(1)).sum(-1).argmin(-1)
+    """Point ``(B, R)`` minimising the potential ``sum_n min(closest[n], dists[c, n])`` over candidates ``c``.
+
+    The candidates are the ``_NUM_CANDIDATES`` points farthest from their nearest chosen centre (``closest (B, R, N)``).
+    """
+    candidates = closest.topk(min(_NUM_CANDIDATES, closest.shape[-1]), dim=-1).indices  # (B, R, C)
+    rows = _rows(dists, candidates.flatten(1)).unflatten(1, candidates.shape[1:])  # (B, R, C, N)
+    potential = torch.minimum(closest.unsqueeze(2), rows).sum(-1)  # (B, R, C)
+    return candidates.gather(-1, potential.argmin(-1, keepdim=True)).squeeze(-1)
 
 
 def _init_indices(dists: Tensor, seeds: Tensor, num_clusters: int) -> Tensor:
