@@ -37,6 +37,7 @@ CONFIGS = {
 def build(config: str, depth: int, device: str):
     cfg = Config.fromfile(osp.join(ROOT, config))
     cfg.model.backbone.depth = depth
+    cfg.model.neck.in_channels = 2048 if depth >= 50 else 512
     cfg.model.backbone.norm_cfg = dict(type='BN')
     model = MODELS.build(cfg.model).to(device).train()
     return model, build_optim_wrapper(model, cfg.optim_wrapper)

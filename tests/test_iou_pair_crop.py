@@ -161,6 +161,19 @@ def test_centre_crop_fallback_of_random_resized_crop():
     assert naive_box(rs, 1, 100) == (49, 0, 50, 1)
 
 
+@pytest.mark.parametrize('img_hw', [(1, 3), (2, 2), (5, 3)])
+def test_tiny_images_match_torchvision_box_frequencies(img_hw):
+    """Tiny images: w or h can round to 0 (attempt rejected), the centre crop is frequent; same law as torchvision."""
+    n = 4000
+    ours = random_resized_boxes(np.random.RandomState(0), (n,), img_hw, SCALE, RATIO).astype(int)
+    rs = np.random.RandomState(1)
+    ref = np.array([naive_box(rs, *img_hw) for _ in range(n)])
+    assert (ours[:, 2:] > ours[:, :2]).all()
+    kinds = {tuple(b) for b in np.concatenate((ours, ref))}
+    for kind in kinds:
+        assert abs((ours == kind).all(1).mean() - (ref == kind).all(1).mean()) < 0.03, kind
+
+
 # ------------------------------------------------------------------------------------------------------ fallback
 def test_fallback_is_highest_iou_candidate_counted_and_warned():
     logger = MMLogger.get_current_instance()

@@ -58,8 +58,10 @@ def inertia_from_labels(x: np.ndarray, labels: np.ndarray, metric: str) -> float
 def sklearn_best_of_10(x: torch.Tensor, metric: str) -> np.ndarray:
     """Per-image inertia ``(B,)`` of scikit-learn's KMeans(n_init=10) partition (on normalised x in cosine mode)."""
     kmeans = pytest.importorskip('sklearn.cluster').KMeans
+    from threadpoolctl import threadpool_limits  # a scikit-learn dependency
     points = (F.normalize(x, dim=-1) if metric == 'cosine' else x).double().numpy()
-    with warnings.catch_warnings():
+    # One OpenMP thread: tiny fits gain nothing from more, and spin-waiting threads crawl on a busy machine.
+    with threadpool_limits(1), warnings.catch_warnings():
         warnings.simplefilter('ignore')  # ConvergenceWarning on duplicate points
         labels = [kmeans(n_clusters=K, n_init=10, random_state=0).fit(p).labels_ for p in points]
     return np.array([inertia_from_labels(p, lab, metric) for p, lab in zip(points, labels)])
@@ -124,13 +126,18 @@ def test_invariant_to_batch_order(metric: str) -> None:
     torch.testing.assert_close(alone.centroids, full.centroids[5:6], rtol=0, atol=1e-6)
 
 
-def test_more_inits_and_iterations_do_not_hurt() -> None:
+def test_more_runs_and_iterations_lower_the_inertia() -> None:
     x = gaussian(64, 16, seed=8)
-    one = batched_kmeans(x, K, num_iters=10, metric='euclidean', num_inits=1).inertia
-    many = batched_kmeans(x, K, num_iters=10, metric='euclidean', num_inits=8).inertia
-    seeds_only = batched_kmeans(x, K, num_iters=0, metric='euclidean', num_inits=8).inertia
-    assert (many <= one + 1e-4).all()  # run 0 of the 8 is the single run
-    assert many.mean() < 0.99 * one.mean() and many.mean() < 0.95 * seeds_only.mean()
+
+    def inertia(**kwargs) -> torch.Tensor:
+        return batched_kmeans(x, K, metric='euclidean', **kwargs).inertia
+
+    one_run = inertia(num_inits=1)
+    all_runs = inertia(num_inits=8, select_after=10)  # best of 8 full runs, run 0 being the single run above
+    assert (all_runs <= one_run * (1 + 1e-6)).all()
+    default = inertia()  # 8 runs, the best after 3 iterations goes on
+    assert default.mean() < 0.995 * one_run.mean()
+    assert default.mean() < 0.95 * inertia(num_iters=0).mean()
 
 
 @pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
