@@ -4,8 +4,9 @@
 
 Both models come from the shipped configs (configs/multisiam_waymo.py and configs/byol/...), with SyncBN replaced
 by BN for a single process. A step is forward + backward + LARS update + EMA update. The steps of the two models are
-interleaved (A, B, A, B, ...) so that drift in machine speed hits both alike; the table gives the median. FLOPs per
-step are counted by torch.utils.flop_counter on one step: their ratio is the floor the time ratio can reach.
+interleaved (A, B, A, B, ...) so that drift in machine speed hits both alike; the table gives medians of the wall
+time and of the process CPU time (less sensitive to other jobs on a shared CPU machine). FLOPs per step are
+counted by torch.utils.flop_counter on one step: their ratio is the floor the time ratio can reach.
 """
 import argparse
 import os.path as osp
@@ -16,7 +17,7 @@ from typing import Dict, List
 
 import torch
 from mmengine.config import Config
-from mmengine.logging import MessageHub
+from mmengine.logging import MessageHub, MMLogger
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 from mmpretrain.registry import MODELS
@@ -87,31 +88,34 @@ def main(argv: List[str] = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     init_default_scope('mmpretrain')
+    MMLogger.get_instance('step_time', log_level='WARNING')  # the optimiser builder's per-parameter lines
     hub = MessageHub.get_current_instance()
     hub.update_info('iter', 0)
     hub.update_info('max_iters', 1000)
     batch = make_batch(args.batch, args.size, args.device)
     models = {name: build(cfg, args.depth, args.device) for name, cfg in CONFIGS.items()}
     flops = {name: flops_per_step(m, o, batch) for name, (m, o) in models.items()}
-    times: Dict[str, List[float]] = {name: [] for name in models}
+    wall: Dict[str, List[float]] = {name: [] for name in models}
+    cpu: Dict[str, List[float]] = {name: [] for name in models}
     for i in range(args.warmup + args.steps):
         for name, (model, optim) in models.items():
             sync(args.device)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             step(model, optim, batch)
             sync(args.device)
             if i >= args.warmup:
-                times[name].append(time.perf_counter() - t0)
+                wall[name].append(time.perf_counter() - t0)
+                cpu[name].append(time.process_time() - c0)
     base = 'BYOL (mmpretrain)'
     print(f'\nResNet-{args.depth}, batch {args.batch}, {args.size}x{args.size}, device {args.device}, '
           f'threads {torch.get_num_threads()}, {args.steps} timed steps (median), torch {torch.__version__}\n')
-    print('| method | ms / step | × BYOL time | GFLOPs / step | × BYOL FLOPs |')
-    print('|---|---|---|---|---|')
-    t_base = statistics.median(times[base])
+    print('| method | wall ms / step | × BYOL wall | CPU ms / step | × BYOL CPU | GFLOPs / step | × BYOL FLOPs |')
+    print('|---|---|---|---|---|---|---|')
+    w_base, c_base = statistics.median(wall[base]), statistics.median(cpu[base])
     for name in models:
-        t = statistics.median(times[name])
-        print(f'| {name} | {1000 * t:.0f} | {t / t_base:.3f} | {flops[name] / 1e9:.1f} | '
-              f'{flops[name] / flops[base]:.3f} |')
+        w, c = statistics.median(wall[name]), statistics.median(cpu[name])
+        print(f'| {name} | {1000 * w:.0f} | {w / w_base:.3f} | {1000 * c:.0f} | {c / c_base:.3f} | '
+              f'{flops[name] / 1e9:.1f} | {flops[name] / flops[base]:.3f} |')
 
 
 if __name__ == '__main__':

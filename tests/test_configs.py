@@ -83,3 +83,26 @@ def test_documented_ablation_switch_builds(row):
             node = node[int(part)] if part.isdigit() else node[part]
         accepted = (value, value.replace("'", ''), value.replace('(', '[').replace(')', ']'))
         assert str(node).replace(' ', '') in accepted, (key, node, value)
+
+
+def test_lars_excludes_every_norm_and_bias_parameter_as_byol_does():
+    """BYOL's exclusions: BN weights/biases and all biases get no weight decay and no LARS adaptation."""
+    from mmengine.optim import build_optim_wrapper
+    from torch.nn.modules.batchnorm import _BatchNorm
+    cfg = Config.fromfile(osp.join(ROOT, 'configs', 'multisiam_waymo.py'))
+    cfg.model.backbone.update(depth=18, norm_cfg=dict(type='BN'))
+    cfg.model.neck.update(in_channels=512, hid_channels=64)
+    cfg.model.head.predictor.hid_channels = 64
+    cfg.model.cluster_head.hid_channels = 64
+    model = MODELS.build(cfg.model)
+    groups = build_optim_wrapper(model, cfg.optim_wrapper).optimizer.param_groups
+    group_of = {id(p): g for g in groups for p in g['params']}
+    excluded = {id(p) for m in model.modules() if isinstance(m, _BatchNorm) for p in m.parameters()}
+    excluded |= {id(p) for n, p in model.named_parameters() if n.endswith('.bias')}
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    for name, p in trainable:
+        g = group_of[id(p)]
+        if id(p) in excluded:
+            assert g['weight_decay'] == 0 and g.get('lars_exclude', False), name
+        else:
+            assert g['weight_decay'] == pytest.approx(1e-5) and not g.get('lars_exclude', False), name
