@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from ..utils.alignment import align_pair
 from ..utils.attention import propagate
-from ..utils.kmeans import batched_kmeans
+from ..utils.kmeans import batched_kmeans, gather_assigned
 from .multisiam import view_geometry
 
 
@@ -123,7 +123,7 @@ class MultiSiamMoCo(BaseSelfSupervisor):
                 k = nnf.normalize(key_neck.project_1d(F_t[b]), dim=1)
                 G_t = nnf.normalize(key_neck.project_2d(R_t).flatten(2).transpose(1, 2).float(), dim=-1)
                 km = batched_kmeans(G_t, self.num_clusters, num_iters=self.kmeans_iters, metric=self.metric)
-                k_pos = nnf.normalize(torch.gather(km.centroids, 1, km.assignment.unsqueeze(-1).expand_as(G_t)), dim=-1)
+                k_pos = nnf.normalize(gather_assigned(km.centroids, km.assignment), dim=-1)
             l1d = l1d + info_nce(q, k, self.queue_1d.keys.clone().detach(), self.temperature)
             l2d = l2d + info_nce(G.flatten(0, 1), k_pos.flatten(0, 1).to(G.dtype), self.queue_2d.keys.clone().detach(),
                                  self.temperature)

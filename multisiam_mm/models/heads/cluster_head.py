@@ -22,7 +22,7 @@ from mmpretrain.registry import MODELS
 from torch import Tensor
 
 from ..utils.attention import propagate
-from ..utils.kmeans import batched_kmeans
+from ..utils.kmeans import batched_kmeans, gather_assigned
 from ..utils.layers import conv_mlp
 
 TARGETS = ('centroid', 'dense', 'pixel')
@@ -36,8 +36,7 @@ def cluster_means(x: Tensor, assignment: Tensor, num_clusters: int) -> Tensor:
     """
     onehot = nnf.one_hot(assignment, num_clusters).to(x.dtype)  # (B, N, K)
     sums = torch.bmm(onehot.transpose(1, 2), x)  # (B, K, D)
-    means = sums / onehot.sum(1).clamp(min=1).unsqueeze(-1)
-    return torch.gather(means, 1, assignment.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+    return gather_assigned(sums / onehot.sum(1).clamp(min=1).unsqueeze(-1), assignment)
 
 
 @MODELS.register_module()
@@ -96,7 +95,7 @@ class ClusterHead(BaseModule):
                      kmeans_empty_clusters=(sizes == 0).float().sum(1).mean())
         if self.target == 'dense':
             return cluster_means(nnf.normalize(x, dim=-1), km.assignment, self.num_clusters), stats
-        return torch.gather(km.centroids, 1, km.assignment.unsqueeze(-1).expand(-1, -1, x.shape[-1])), stats
+        return gather_assigned(km.centroids, km.assignment), stats
 
     def loss(self, R: Tensor, R_t: Tensor) -> Tuple[Tensor, Dict[str, Tensor]]:
         """L_2D (eq. 10, or its 'dense' / 'pixel' variants) for one direction.
