@@ -9,6 +9,6 @@ from .version import __version__
 
 allow_mmengine_checkpoints()
 
-from . import datasets, models  # noqa: E402,F401  (registration)
+from . import datasets, engine, evaluation, models  # noqa: E402,F401  (registration)
 
-__all__ = ['__version__', 'datasets', 'models']
+__all__ = ['__version__', 'datasets', 'engine', 'evaluation', 'models']

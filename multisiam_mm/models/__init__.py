@@ -1,6 +1,6 @@
 """Registered models: necks, heads and algorithms (into mmpretrain's MODELS registry)."""
-from .algorithms import MultiSiam, MultiSiamMoCo
+from .algorithms import DenseSiam, MultiSiam, MultiSiamMoCo, Odin
 from .heads import ClusterHead
 from .necks import MultiSiamNeck
 
-__all__ = ['MultiSiam', 'MultiSiamMoCo', 'ClusterHead', 'MultiSiamNeck']
+__all__ = ['DenseSiam', 'MultiSiam', 'MultiSiamMoCo', 'Odin', 'ClusterHead', 'MultiSiamNeck']

@@ -1,4 +1,6 @@
+from .densesiam import DenseSiam
 from .multisiam import MultiSiam
 from .multisiam_moco import MultiSiamMoCo
+from .odin import Odin
 
-__all__ = ['MultiSiam', 'MultiSiamMoCo']
+__all__ = ['DenseSiam', 'MultiSiam', 'MultiSiamMoCo', 'Odin']

@@ -1,0 +1,3 @@
+from .densesiam_region_hook import DenseSiamRegionSimHook
+
+__all__ = ['DenseSiamRegionSimHook']

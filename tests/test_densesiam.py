@@ -1,0 +1,462 @@
+"""DenseSiam: grid sampling (Sec. 3.2), losses (eqs. 1-6), stop-gradient, the RegionSim hook, configs, training."""
+import argparse
+import itertools
+import os.path as osp
+import shlex
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as nnf
+from conftest import ROOT, tiny_pipeline, tiny_runner_cfg
+from mmengine.config import Config, DictAction
+from mmengine.dataset import default_collate
+from mmengine.registry import init_default_scope
+from mmengine.runner import Runner
+from mmpretrain.registry import DATASETS, HOOKS, MODELS, TRANSFORMS
+from mmpretrain.structures import DataSample
+
+from multisiam_mm.engine.hooks.densesiam_region_hook import DenseSiamRegionSimHook, region_sim_start_iter
+from multisiam_mm.evaluation.hungarian_miou import HungarianMIoU, confusion_matrix, hungarian_miou
+from multisiam_mm.models.algorithms.densesiam import (
+    PixSimHead,
+    RegionSimHead,
+    cross_entropy_similarity,
+    negative_cosine,
+    region_contrast,
+    region_embeddings,
+    sample_grid,
+    symmetric_loss,
+)
+from multisiam_mm.models.utils.geometry import cell_coords, grid_points_in_intersection, intersection_box
+
+init_default_scope('mmpretrain')
+IN1K = osp.join(ROOT, 'configs', 'densesiam', 'densesiam_r50_8xb32-coslr-200e_in1k.py')
+WAYMO = osp.join(ROOT, 'configs', 'densesiam', 'densesiam_r50_8xb32-coslr-200e_waymo.py')
+
+
+def tiny_densesiam(**kwargs) -> dict:
+    """DenseSiam on a ResNet-18 (64x64 views -> 2x2 map) with narrow heads: D = N = 16 regions, E = 16."""
+    bn1d = dict(type='BN1d')
+    return dict(dict(
+        type='DenseSiam',
+        data_preprocessor=dict(type='SelfSupDataPreprocessor', mean=[123.675, 116.28, 103.53],
+                               std=[58.395, 57.12, 57.375], to_rgb=True),
+        backbone=dict(type='ResNet', depth=18, norm_cfg=dict(type='BN')),
+        neck=dict(type='NonLinearNeck', in_channels=512, hid_channels=64, out_channels=64, num_layers=3,
+                  with_last_bn_affine=False, norm_cfg=bn1d),
+        head=dict(type='LatentPredictHead', loss=dict(type='CosineSimilarityLoss'),
+                  predictor=dict(type='NonLinearNeck', in_channels=64, hid_channels=16, out_channels=64,
+                                 with_avg_pool=False, with_last_bn=False, with_last_bias=True, norm_cfg=bn1d)),
+        pix_head=dict(type='PixSimHead', in_channels=512, hid_channels=32, out_channels=16, pred_hid_channels=8),
+        region_head=dict(type='RegionSimHead', in_channels=512, hid_channels=32, out_channels=16,
+                         pred_hid_channels=8),
+    ), **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------------------- grid
+
+
+def two_views():
+    """Two overlapping views of a 640x480 image, one of each pair flipped; the overlap covers >= 40 % of each side."""
+    view_a = torch.tensor([[40., 30., 360., 270.], [10., 50., 200., 210.]])
+    view_b = torch.tensor([[120., 60., 400., 300.], [60., 20., 250., 230.]])
+    return view_a, view_b, torch.tensor([True, False]), torch.tensor([False, True])
+
+
+@pytest.mark.parametrize('H', [56, 5])
+def test_pixsim_grid_samples_the_same_original_coordinates_in_both_views(H):
+    """Coordinate-encoding maps (x, y of the original image per cell, as displayed): sampled at the grid points,
+    both views give the cell centres of a G x G grid over the intersection, in original pixels."""
+    view_a, view_b, flip_a, flip_b = two_views()
+    G = 7
+    grid_a, grid_b = grid_points_in_intersection(view_a, view_b, flip_a, flip_b, G)
+    coords_a = sample_grid(cell_coords(view_a, H, H, flip_a), grid_a).flatten(2)  # (B, 2, G²)
+    coords_b = sample_grid(cell_coords(view_b, H, H, flip_b), grid_b).flatten(2)
+    expected = cell_coords(intersection_box(view_a, view_b), G, G).flatten(2)
+    if H == 56:  # every grid point lies between cell centres: bilinear interpolation of a linear map is exact
+        torch.testing.assert_close(coords_a, expected)
+        torch.testing.assert_close(coords_b, expected)
+    else:  # coarse maps: exact inside, clamped to the edge value within half a cell of the border
+        for coords, view in ((coords_a, view_a), (coords_b, view_b)):
+            half_cell = ((view[:, 2:] - view[:, :2]) / (2 * H))[:, :, None]
+            assert ((coords - expected).abs() <= half_cell + 1e-4).all()
+            assert ((coords - expected).abs() > 1e-3).any()  # the clamp is real: this case is not trivially exact
+
+
+def test_flipping_a_view_changes_where_the_grid_samples_but_not_what():
+    view_a, view_b, _, _ = two_views()
+    no_flip = torch.zeros(2, dtype=torch.bool)
+    flip = torch.ones(2, dtype=torch.bool)
+    grid_plain, _ = grid_points_in_intersection(view_a, view_b, no_flip, no_flip, 7)
+    grid_flip, _ = grid_points_in_intersection(view_a, view_b, flip, no_flip, 7)
+    torch.testing.assert_close(grid_flip[..., 0], -grid_plain[..., 0])  # x mirrored in the displayed map
+    coords = sample_grid(cell_coords(view_a, 56, 56, flip), grid_flip)
+    torch.testing.assert_close(coords, sample_grid(cell_coords(view_a, 56, 56), grid_plain))
+
+
+@pytest.mark.parametrize('aligned', [True, False])
+def test_grid_orders_agree_exactly_when_the_points_are_cell_centres(aligned):
+    """In eval mode the projector and predictor act per pixel, so sampling before or after them (Table 4iv) gives the
+    same result at cell centres, and different results between cells (bilinear interpolation is not commuted)."""
+    torch.manual_seed(0)
+    G = 4
+    view = torch.tensor([[0., 0., 80., 80.]] * 2)
+    other = view if aligned else torch.tensor([[5., 3., 85., 83.]] * 2)
+    flip = torch.tensor([False, True])
+    grid, _ = grid_points_in_intersection(view, other, flip, flip, G)
+    F = torch.randn(2, 8, G, G)
+    outs = {}
+    for order in ('grid_proj_pred', 'proj_grid_pred', 'proj_pred_grid'):
+        torch.manual_seed(1)
+        head = PixSimHead(8, 12, 6, 4, grid_order=order).eval()
+        outs[order] = head(F, grid)
+        assert outs[order][0].shape == outs[order][1].shape == (2, 6, G * G)
+    torch.testing.assert_close(outs['proj_grid_pred'][0], outs['proj_pred_grid'][0])  # both sample z = h(F)
+    assert torch.allclose(outs['grid_proj_pred'][0], outs['proj_pred_grid'][0], atol=1e-5) == aligned
+    for (_, p1), (_, p2) in itertools.combinations(outs.values(), 2):
+        assert torch.allclose(p1, p2, atol=1e-5) == aligned
+
+
+# -------------------------------------------------------------------------------------------------------- losses
+
+
+def test_negative_cosine_is_eq_2_per_point():
+    g = torch.Generator().manual_seed(0)
+    p, z = torch.randn(2, 5, 6, generator=g), torch.randn(2, 5, 6, generator=g)
+    naive = [-(p[b, :, n] @ z[b, :, n]) / (p[b, :, n].norm() * z[b, :, n].norm()) for b in range(2) for n in range(6)]
+    torch.testing.assert_close(negative_cosine(p, z), torch.stack(naive).mean())
+
+
+def test_cross_entropy_similarity_is_eq_3_per_point():
+    g = torch.Generator().manual_seed(0)
+    p, z = torch.randn(2, 5, 6, generator=g), torch.randn(2, 5, 6, generator=g)
+    naive = []
+    for b, n in itertools.product(range(2), range(6)):
+        q = torch.exp(z[b, :, n]) / torch.exp(z[b, :, n]).sum()
+        log_r = p[b, :, n] - torch.log(torch.exp(p[b, :, n]).sum())
+        naive.append(-(q * log_r).sum())
+    torch.testing.assert_close(cross_entropy_similarity(p, z), torch.stack(naive).mean())
+
+
+def test_region_embeddings_are_eq_4_mask_weighted_sums():
+    g = torch.Generator().manual_seed(0)
+    z, F = torch.randn(2, 3, 5, generator=g), torch.randn(2, 4, 5, generator=g)
+    r = region_embeddings(z, F)
+    assert r.shape == (2, 3, 4)
+    for b, n, c in itertools.product(range(2), range(3), range(4)):
+        masks = [torch.exp(z[b, n, g_]) / torch.exp(z[b, :, g_]).sum() for g_ in range(5)]
+        torch.testing.assert_close(r[b, n, c], sum(m * F[b, c, g_] for g_, m in enumerate(masks)))
+
+
+@pytest.mark.parametrize('temperature', [0.1, 1.0])
+def test_region_contrast_is_eq_6_infonce_among_the_regions_of_each_image(temperature):
+    g = torch.Generator().manual_seed(0)
+    p, z = torch.randn(2, 4, 6, generator=g), torch.randn(2, 4, 6, generator=g)
+    terms = []
+    for b, n in itertools.product(range(2), range(4)):
+        sims = torch.stack([nnf.cosine_similarity(p[b, n], z[b, m], dim=0) for m in range(4)]) / temperature
+        terms.append(-torch.log(torch.exp(sims[n]) / torch.exp(sims).sum()))
+    torch.testing.assert_close(region_contrast(p, z, temperature), torch.stack(terms).mean())
+
+
+def test_symmetric_loss_is_eq_1():
+    g = torch.Generator().manual_seed(0)
+    p_a, z_a, p_b, z_b = (torch.randn(2, 5, 6, generator=g) for _ in range(4))
+    expected = 0.5 * negative_cosine(p_a, z_b) + 0.5 * negative_cosine(p_b, z_a)
+    torch.testing.assert_close(symmetric_loss(negative_cosine, p_a, z_a, p_b, z_b), expected)
+
+
+# -------------------------------------------------------------------------------------------------- stop-gradient
+
+
+def test_pixsim_gradient_reaches_z_only_through_its_prediction():
+    """With p = W z (a linear predictor) the loss ½ D(p_a, sg z_b) + ½ D(p_b, sg z_a) has
+    dL/dz_a = ½ Wᵀ dD(p_a, z_b)/dp_a, where d(-cos(p, z))/dp = -(ẑ - (p̂·ẑ) p̂) / |p| per point (mean over points).
+    Without the stop-gradient the target path would add a second term (checked to differ)."""
+    g = torch.Generator().manual_seed(0)
+    W = torch.randn(5, 5, generator=g)
+    z_a, z_b = (torch.randn(2, 5, 6, generator=g, requires_grad=True) for _ in range(2))
+    p_a, p_b = (torch.einsum('dc,bcn->bdn', W, z) for z in (z_a, z_b))
+    symmetric_loss(negative_cosine, p_a, z_a, p_b, z_b).backward()
+    P, Z = p_a.detach(), z_b.detach()
+    p_hat, z_hat = nnf.normalize(P, dim=1), nnf.normalize(Z, dim=1)
+    dD_dp = -(z_hat - (p_hat * z_hat).sum(1, keepdim=True) * p_hat) / P.norm(dim=1, keepdim=True) / (2 * 6)
+    expected = 0.5 * torch.einsum('dc,bdn->bcn', W, dD_dp)
+    torch.testing.assert_close(z_a.grad, expected)
+
+    z_a.grad = None
+    no_sg = 0.5 * (negative_cosine(torch.einsum('dc,bcn->bdn', W, z_a), z_b)
+                   + negative_cosine(torch.einsum('dc,bcn->bdn', W, z_b), z_a))
+    no_sg.backward()
+    assert not torch.allclose(z_a.grad, expected)
+
+
+def test_region_loss_treats_the_other_views_projections_as_constants():
+    g = torch.Generator().manual_seed(0)
+    W = torch.randn(6, 6, generator=g)
+    z_a, z_b = (torch.randn(2, 4, 6, generator=g, requires_grad=True) for _ in range(2))
+    loss = symmetric_loss(lambda p, z: region_contrast(p, z, 0.1), z_a @ W.T, z_a, z_b @ W.T, z_b)
+    grad_a, = torch.autograd.grad(loss, z_a)
+    const_b = z_b.detach().clone()  # a plain constant: only the prediction path of z_a remains
+    expected, = torch.autograd.grad(0.5 * region_contrast(z_a @ W.T, const_b, 0.1), z_a)
+    torch.testing.assert_close(grad_a, expected)
+
+
+def random_batch(B: int = 4, size: int = 64) -> dict:
+    g = torch.Generator().manual_seed(0)
+    inputs = [torch.rand(B, 3, size, size, generator=g) * 255 for _ in range(2)]
+    samples = []
+    for _ in range(B):
+        ds = DataSample()
+        ds.set_field(torch.tensor([[0., 0., 80., 80.], [20., 10., 100., 90.]]), 'view_boxes', field_type='metainfo')
+        ds.set_field(torch.tensor([False, True]), 'view_flips', field_type='metainfo')
+        ds.set_metainfo(dict(ori_shape=(100, 120)))
+        samples.append(ds)
+    return dict(inputs=inputs, data_samples=samples)
+
+
+@pytest.mark.parametrize('region', [False, True])
+def test_every_branch_gets_gradients_and_regionsim_only_when_switched_on(region):
+    torch.manual_seed(0)
+    model = MODELS.build(tiny_densesiam())
+    model.use_region_sim = region
+    losses = model(**model.data_preprocessor(random_batch(), True), mode='loss')
+    assert set(losses) == {'loss_img', 'loss_pix', 'pix_z_std'} | ({'loss_region'} if region else set())
+    assert not losses['pix_z_std'].requires_grad
+    sum(v for k, v in losses.items() if 'loss' in k).backward()
+    for part in (model.backbone, model.neck, model.head, model.pix_head):
+        grads = [p.grad for p in part.parameters()]
+        assert all(g is not None for g in grads) and sum(g.abs().sum() for g in grads) > 0, type(part).__name__
+    region_grads = [p.grad for p in model.region_head.parameters()]
+    assert all((g is not None) == region for g in region_grads)
+
+
+def test_region_loss_flows_into_the_masks_and_the_encoder():
+    torch.manual_seed(0)
+    model = MODELS.build(tiny_densesiam())
+    model.use_region_sim = True
+    model(**model.data_preprocessor(random_batch(), True), mode='loss')['loss_region'].backward()
+    assert model.pix_head.projector[0].weight.grad.abs().sum() > 0  # eq. 4 masks are not detached
+    assert model.backbone.layer4[1].conv2.weight.grad.abs().sum() > 0
+    assert model.pix_head.predictor[0].weight.grad is None and model.head.predictor.fc0.weight.grad is None
+
+
+@pytest.mark.parametrize('variant', [dict(pix_head=None, region_head=None), dict(global_region='intersection'),
+                                     dict(global_region='intersection', pix_head=None, region_head=None)])
+def test_simsiam_and_intersection_variants_run(variant):
+    torch.manual_seed(0)
+    model = MODELS.build(tiny_densesiam(**variant))
+    losses = model(**model.data_preprocessor(random_batch(), True), mode='loss')
+    assert ('loss_pix' in losses) == (variant.get('pix_head', 1) is not None)
+    assert all(torch.isfinite(v) for v in losses.values())
+
+
+def test_densesiam_validates_its_config():
+    with pytest.raises(ValueError, match='needs PixSim'):
+        MODELS.build(tiny_densesiam(pix_head=None))
+    with pytest.raises(ValueError, match='global_region'):
+        MODELS.build(tiny_densesiam(global_region='overlap'))
+    with pytest.raises(ValueError, match='grid_size'):
+        MODELS.build(tiny_densesiam(grid_size=0))
+    with pytest.raises(ValueError, match='grid_order'):
+        PixSimHead(grid_order='pred_grid_proj')
+    with pytest.raises(ValueError, match='similarity'):
+        PixSimHead(similarity='l2')
+    with pytest.raises(ValueError, match='temperature'):
+        RegionSimHead(temperature=0)
+    with pytest.raises(ValueError, match='start'):
+        DenseSiamRegionSimHook(start=1.5)
+
+
+# ------------------------------------------------------------------------------------------------------------ hook
+
+
+def run_hook(hook: DenseSiamRegionSimHook, model, iters, max_iters: int) -> list:
+    flags = []
+    for it in iters:
+        hook.before_train_iter(SimpleNamespace(iter=it, max_iters=max_iters, model=model), batch_idx=it)
+        flags.append(model.use_region_sim)
+    return flags
+
+
+@pytest.mark.parametrize('start, max_iters, first_on', [(0.5, 10, 5), (0.6, 10, 6), (0.4, 7, 3), (0.0, 5, 0),
+                                                        (1.0, 8, 8)])
+def test_hook_switches_regionsim_on_at_the_start_fraction(start, max_iters, first_on):
+    model = SimpleNamespace(use_region_sim=False)
+    flags = run_hook(DenseSiamRegionSimHook(start), model, range(max_iters), max_iters)
+    assert flags == [it >= first_on for it in range(max_iters)]
+    assert region_sim_start_iter(start, max_iters) == first_on
+
+
+def test_hook_state_after_resume_depends_on_the_iteration_only():
+    """A fresh hook and model (flag False) resumed at iteration 7 of 10 switch RegionSim on at once; one resumed at 3
+    keeps it off until 5, as the uninterrupted run."""
+    for resume_at in (7, 3):
+        model = SimpleNamespace(use_region_sim=False)
+        flags = run_hook(DenseSiamRegionSimHook(0.5), model, range(resume_at, 10), 10)
+        assert flags == [it >= 5 for it in range(resume_at, 10)]
+
+
+def runner_cfg(data_root: str, work_dir: str, max_iters: int) -> dict:
+    return dict(tiny_runner_cfg(data_root, work_dir, max_iters=max_iters, ckpt_interval=1, model=tiny_densesiam()),
+                custom_hooks=[dict(type='DenseSiamRegionSimHook', start=0.5)])
+
+
+def region_iters(runner) -> int:
+    """How many logged iterations had a RegionSim loss."""
+    hub = runner.message_hub
+    return len(hub.get_scalar('train/loss_region').data[0]) if 'train/loss_region' in hub.log_scalars else 0
+
+
+@pytest.mark.slow
+def test_hook_in_a_runner_switches_at_the_same_iteration_after_resume(tiny_streets, tmp_path):
+    work = str(tmp_path / 'work')
+    runner = Runner.from_cfg(Config(runner_cfg(tiny_streets, work, max_iters=4)))
+    runner.train()
+    assert region_iters(runner) == 2  # iterations 2 and 3 of 4
+    assert len(runner.message_hub.get_scalar('train/loss_pix').data[0]) == 4
+
+    # resume after iteration 1: iteration 1 still without RegionSim, 2 and 3 with it, as the uninterrupted run
+    cfg = dict(runner_cfg(tiny_streets, str(tmp_path / 'resumed'), max_iters=4), resume=True,
+               load_from=osp.join(work, 'iter_1.pth'))
+    resumed = Runner.from_cfg(Config(cfg))
+    resumed.train()
+    assert resumed.iter == 4 and region_iters(resumed) == 2
+
+
+# --------------------------------------------------------------------------------------------------------- configs
+
+
+def build_parts(cfg: Config) -> None:
+    MODELS.build(cfg.model)
+    for t in cfg.train_dataloader.dataset.pipeline:
+        TRANSFORMS.build(t)
+    for h in cfg.custom_hooks:
+        HOOKS.build({k: v for k, v in h.items() if k != 'priority'})  # the Runner takes the priority itself
+
+
+def documented_switches() -> list:
+    """(table, row, [key=value ...]) of the ablation table of docs/densesiam.md."""
+    rows = []
+    for line in open(osp.join(ROOT, 'docs', 'densesiam.md')):
+        cells = [c.strip() for c in line.strip().strip('|').split('|')]
+        if len(cells) == 4 and cells[0][:1].isdigit() and (cells[3] == '(none)' or cells[3].startswith('`')):
+            rows.append((cells[0], cells[1], shlex.split(cells[3].strip('`')) if cells[3] != '(none)' else []))
+    return rows
+
+
+def test_configs_carry_the_paper_setting():
+    cfg = Config.fromfile(IN1K)
+    assert cfg.model.type == 'DenseSiam' and cfg.model.backbone.depth == 50
+    assert (cfg.model.grid_size, cfg.model.loss_pix_weight, cfg.model.loss_region_weight) == (7, 1.0, 0.1)
+    assert cfg.model.pix_head.grid_order == 'proj_pred_grid' and cfg.model.pix_head.out_channels == 512
+    assert cfg.model.region_head.out_channels == 512 and cfg.model.global_region == 'image'
+    opt = cfg.optim_wrapper.optimizer
+    assert opt.type == 'SGD' and opt.lr == pytest.approx(0.05 * cfg.train_dataloader.batch_size * 8 / 256)
+    assert (opt.weight_decay, opt.momentum) == (1e-4, 0.9) and cfg.train_cfg.max_epochs == 200
+    assert cfg.param_scheduler[0].type == 'CosineAnnealingLR'
+    assert [h.type for h in cfg.custom_hooks] == ['SimSiamHook', 'DenseSiamRegionSimHook']
+    assert cfg.custom_hooks[1].start == 0.5
+    crop = cfg.train_dataloader.dataset.pipeline[1]
+    assert crop.type == 'IoUPairCrop' and 0 < crop.iou_thr <= 0.05 and tuple(crop.scale) == (0.2, 1.0)
+    waymo = Config.fromfile(WAYMO)
+    assert waymo.train_dataloader.dataset.data_root == 'data/waymo' and waymo.model == cfg.model
+
+
+def test_docs_list_every_ablation_of_table_4():
+    rows = documented_switches()
+    assert {'4i', '4ii', '4iii', '4iv', '4v', '4vi'} <= {r[0] for r in rows} and len(rows) >= 25
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('row', documented_switches(), ids=lambda r: f'{r[0]}:{r[1][:30]}')
+def test_documented_ablation_switch_builds_and_takes_effect(row):
+    cfg = Config.fromfile(IN1K)
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
+    cfg.merge_from_dict(parser.parse_args(['--cfg-options', *row[2]]).cfg_options if row[2] else {})
+    build_parts(cfg)
+    for switch in row[2]:
+        key, value = switch.split('=', 1)
+        node = cfg
+        for part in key.split('.'):
+            node = node[int(part)] if part.isdigit() else node[part]
+        assert str(node) == value or node == float(value), (key, node, value)
+
+
+# -------------------------------------------------------------------------------------------------------- training
+
+
+@pytest.mark.slow
+def test_training_on_synthetic_scenes_decreases_the_loss(tiny_streets):
+    torch.manual_seed(0)
+    np.random.seed(0)
+    model = MODELS.build(tiny_densesiam())
+    model.use_region_sim = True
+    dataset = DATASETS.build(dict(type='UnlabeledImageDataset', data_root=tiny_streets, ann_file='train.txt',
+                                  pipeline=tiny_pipeline()))
+    batches = [default_collate([dataset[i] for i in range(j, j + 8)]) for j in (0, 8)]
+    optim = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4)
+    history = {k: [] for k in ('loss_img', 'loss_pix', 'loss_region')}
+    for it in range(20):
+        losses = model(**model.data_preprocessor(batches[it % 2], True), mode='loss')
+        loss = sum(v for k, v in losses.items() if 'loss' in k)
+        assert torch.isfinite(loss)
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+        for k, values in history.items():
+            values.append(losses[k].item())
+    for k, values in history.items():  # every branch learns, and PixSim does not collapse (std ~ 1/sqrt(D) = 0.25)
+        assert sum(values[-4:]) / 4 < sum(values[:4]) / 4 - 0.05, (k, values)
+    assert losses['pix_z_std'] > 0.1
+
+
+# ------------------------------------------------------------------------------------ Hungarian-matched mIoU
+
+
+def test_confusion_matrix_counts_pixels_and_skips_ignored_ones():
+    g = torch.Generator().manual_seed(0)
+    gt, pred = torch.randint(0, 4, (2, 9, 7), generator=g), torch.randint(0, 5, (2, 9, 7), generator=g)
+    gt[0, :2] = 255
+    conf = confusion_matrix(pred, gt, num_preds=5, num_classes=4)
+    naive = torch.zeros(4, 5, dtype=torch.long)
+    for c, k in zip(gt.flatten().tolist(), pred.flatten().tolist()):
+        if c != 255:
+            naive[c, k] += 1
+    assert torch.equal(conf, naive)
+
+
+@pytest.mark.parametrize('C, K', [(4, 4), (3, 5), (5, 3)])
+def test_hungarian_miou_equals_the_best_of_all_one_to_one_matchings(C, K):
+    g = torch.Generator().manual_seed(C * 10 + K)
+    conf = torch.randint(0, 50, (C, K), generator=g)
+    best = None
+    for preds in itertools.permutations(range(K), min(C, K)):  # class c (of the first min(C, K)) <- prediction
+        for classes in itertools.permutations(range(C), min(C, K)):
+            pixels = sum(conf[c, k] for c, k in zip(classes, preds))
+            if best is None or pixels > best[0]:
+                best = (pixels, dict(zip(classes, preds)))
+    ious = []
+    for c in range(C):
+        if c in best[1]:
+            k = best[1][c]
+            tp = conf[c, k].item()
+            ious.append(tp / (conf[c].sum().item() + conf[:, k].sum().item() - tp))
+        else:
+            ious.append(0.0)
+    scores = hungarian_miou(conf)
+    assert scores['mIoU'] == pytest.approx(100 * sum(ious) / C)
+    assert scores['aAcc'] == pytest.approx(100 * best[0].item() / conf.sum().item())
+
+
+def test_hungarian_miou_metric_scores_a_relabelled_perfect_prediction_100():
+    g = torch.Generator().manual_seed(0)
+    gt = torch.randint(0, 4, (3, 1, 8, 8), generator=g)
+    perm = torch.tensor([2, 0, 3, 1])
+    metric = HungarianMIoU(num_classes=4, stuff_classes=[0, 1], thing_classes=[2, 3])
+    metric.process({}, [dict(pred_sem_seg=dict(data=perm[x]), gt_sem_seg=dict(data=x)) for x in gt])
+    assert metric.compute_metrics(metric.results) == pytest.approx(
+        dict(mIoU=100.0, aAcc=100.0, mIoU_st=100.0, mIoU_th=100.0))
