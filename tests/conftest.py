@@ -1,9 +1,13 @@
 """Shared fixtures: a tiny synthetic street-scene set and a tiny MultiSiam config that trains on CPU in seconds."""
+import argparse
 import copy
 import os.path as osp
 
 import pytest
 import torch
+from mmengine.config import Config, DictAction
+from mmpretrain.registry import HOOKS, MODELS, TRANSFORMS
+from mmpretrain.structures import DataSample
 
 import multisiam_mm  # noqa: F401  (registers the components)
 
@@ -72,3 +76,47 @@ def tiny_runner_cfg(data_root: str, work_dir: str, max_iters: int = 4, ckpt_inte
         randomness=dict(seed=0),
         log_level='WARNING',
     ))
+
+
+def random_pair_batch(B: int = 4, size: int = 64, span_size: int = 0) -> dict:
+    """A batch as the data preprocessor receives it: two random views (and a spanning view if span_size) with the
+    view geometry of IoUPairCrop (boxes in a 120x100 original image, the second view flipped)."""
+    g = torch.Generator().manual_seed(0)
+    sizes = (size, size, span_size) if span_size else (size, size)
+    inputs = [torch.rand(B, 3, s, s, generator=g) * 255 for s in sizes]
+    samples = []
+    for i in range(B):
+        ds = DataSample()
+        ds.set_field(torch.tensor([[0., 0., 80., 80.], [20., 10., 100., 90.]]), 'view_boxes')
+        ds.set_field(torch.tensor([False, True]), 'view_flips')
+        if span_size:
+            ds.set_field(torch.tensor([0., 0., 100., 90.]), 'span_box')
+        ds.set_metainfo(dict(ori_shape=(100, 120), sample_idx=i))
+        samples.append(ds)
+    return dict(inputs=inputs, data_samples=samples)
+
+
+def apply_cfg_options(cfg: Config, options: list) -> Config:
+    """Merge ``--cfg-options key=value ...`` exactly as tools/train.py and mim parse them."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
+    if options:
+        cfg.merge_from_dict(parser.parse_args(['--cfg-options', *options]).cfg_options)
+    return cfg
+
+
+def config_value(cfg: Config, key: str):
+    """The value at a dotted config key (list indices as numbers)."""
+    node = cfg
+    for part in key.split('.'):
+        node = node[int(part)] if part.isdigit() else node[part]
+    return node
+
+
+def build_parts(cfg: Config) -> None:
+    """Build what a Runner builds from a training config: the model, the pipeline and the custom hooks."""
+    MODELS.build(cfg.model)
+    for t in cfg.train_dataloader.dataset.pipeline:
+        TRANSFORMS.build(t)
+    for h in cfg.get('custom_hooks', []):
+        HOOKS.build({k: v for k, v in h.items() if k != 'priority'})  # the Runner takes the priority itself

@@ -5,10 +5,10 @@ import re
 import shlex
 
 import pytest
-from conftest import ROOT
-from mmengine.config import Config, DictAction
+from conftest import ROOT, apply_cfg_options, build_parts, config_value
+from mmengine.config import Config
 from mmengine.registry import init_default_scope
-from mmpretrain.registry import MODELS, TRANSFORMS
+from mmpretrain.registry import MODELS
 
 init_default_scope('mmpretrain')
 CONFIGS = sorted(p for p in glob.glob(osp.join(ROOT, 'configs', '**', '*.py'), recursive=True) if '_base_' not in p)
@@ -24,20 +24,6 @@ def documented_switches() -> list:
         if m:
             rows.append((m.group(1), m.group(2), shlex.split(m.group(5) or '')))
     return rows
-
-
-def apply_switches(cfg: Config, switches: list) -> Config:
-    import argparse
-    parser = argparse.ArgumentParser()
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
-    cfg.merge_from_dict(parser.parse_args(['--cfg-options', *switches]).cfg_options if switches else {})
-    return cfg
-
-
-def build_parts(cfg: Config) -> None:
-    MODELS.build(cfg.model)
-    for t in cfg.train_dataloader.dataset.pipeline:
-        TRANSFORMS.build(t)
 
 
 def test_the_design_card_config_exists_with_the_paper_setting():
@@ -74,13 +60,11 @@ def test_config_builds(config):
 @pytest.mark.slow
 @pytest.mark.parametrize('row', documented_switches(), ids=lambda r: f'{r[0]}:{r[1]}')
 def test_documented_ablation_switch_builds(row):
-    cfg = apply_switches(Config.fromfile(ABLATION), row[2])
+    cfg = apply_cfg_options(Config.fromfile(ABLATION), row[2])
     build_parts(cfg)
     for switch in row[2]:
         key, value = switch.split('=', 1)
-        node = cfg
-        for part in key.split('.'):
-            node = node[int(part)] if part.isdigit() else node[part]
+        node = config_value(cfg, key)
         accepted = (value, value.replace("'", ''), value.replace('(', '[').replace(')', ']'))
         assert str(node).replace(' ', '') in accepted, (key, node, value)
 

@@ -1,5 +1,4 @@
 """DenseSiam: grid sampling (Sec. 3.2), losses (eqs. 1-6), stop-gradient, the RegionSim hook, configs, training."""
-import argparse
 import itertools
 import os.path as osp
 import shlex
@@ -9,13 +8,20 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as nnf
-from conftest import ROOT, tiny_pipeline, tiny_runner_cfg
-from mmengine.config import Config, DictAction
+from conftest import (
+    ROOT,
+    apply_cfg_options,
+    build_parts,
+    config_value,
+    random_pair_batch,
+    tiny_pipeline,
+    tiny_runner_cfg,
+)
+from mmengine.config import Config
 from mmengine.dataset import default_collate
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
-from mmpretrain.registry import DATASETS, HOOKS, MODELS, TRANSFORMS
-from mmpretrain.structures import DataSample
+from mmpretrain.registry import DATASETS, MODELS
 
 from multisiam_mm.engine.hooks.densesiam_region_hook import DenseSiamRegionSimHook, region_sim_start_iter
 from multisiam_mm.evaluation.hungarian_miou import HungarianMIoU, confusion_matrix, hungarian_miou
@@ -204,25 +210,12 @@ def test_region_loss_treats_the_other_views_projections_as_constants():
     torch.testing.assert_close(grad_a, expected)
 
 
-def random_batch(B: int = 4, size: int = 64) -> dict:
-    g = torch.Generator().manual_seed(0)
-    inputs = [torch.rand(B, 3, size, size, generator=g) * 255 for _ in range(2)]
-    samples = []
-    for _ in range(B):
-        ds = DataSample()
-        ds.set_field(torch.tensor([[0., 0., 80., 80.], [20., 10., 100., 90.]]), 'view_boxes', field_type='metainfo')
-        ds.set_field(torch.tensor([False, True]), 'view_flips', field_type='metainfo')
-        ds.set_metainfo(dict(ori_shape=(100, 120)))
-        samples.append(ds)
-    return dict(inputs=inputs, data_samples=samples)
-
-
 @pytest.mark.parametrize('region', [False, True])
 def test_every_branch_gets_gradients_and_regionsim_only_when_switched_on(region):
     torch.manual_seed(0)
     model = MODELS.build(tiny_densesiam())
     model.use_region_sim = region
-    losses = model(**model.data_preprocessor(random_batch(), True), mode='loss')
+    losses = model(**model.data_preprocessor(random_pair_batch(), True), mode='loss')
     assert set(losses) == {'loss_img', 'loss_pix', 'pix_z_std'} | ({'loss_region'} if region else set())
     assert not losses['pix_z_std'].requires_grad
     sum(v for k, v in losses.items() if 'loss' in k).backward()
@@ -237,7 +230,7 @@ def test_region_loss_flows_into_the_masks_and_the_encoder():
     torch.manual_seed(0)
     model = MODELS.build(tiny_densesiam())
     model.use_region_sim = True
-    model(**model.data_preprocessor(random_batch(), True), mode='loss')['loss_region'].backward()
+    model(**model.data_preprocessor(random_pair_batch(), True), mode='loss')['loss_region'].backward()
     assert model.pix_head.projector[0].weight.grad.abs().sum() > 0  # eq. 4 masks are not detached
     assert model.backbone.layer4[1].conv2.weight.grad.abs().sum() > 0
     assert model.pix_head.predictor[0].weight.grad is None and model.head.predictor.fc0.weight.grad is None
@@ -248,7 +241,7 @@ def test_region_loss_flows_into_the_masks_and_the_encoder():
 def test_simsiam_and_intersection_variants_run(variant):
     torch.manual_seed(0)
     model = MODELS.build(tiny_densesiam(**variant))
-    losses = model(**model.data_preprocessor(random_batch(), True), mode='loss')
+    losses = model(**model.data_preprocessor(random_pair_batch(), True), mode='loss')
     assert ('loss_pix' in losses) == (variant.get('pix_head', 1) is not None)
     assert all(torch.isfinite(v) for v in losses.values())
 
@@ -329,14 +322,6 @@ def test_hook_in_a_runner_switches_at_the_same_iteration_after_resume(tiny_stree
 # --------------------------------------------------------------------------------------------------------- configs
 
 
-def build_parts(cfg: Config) -> None:
-    MODELS.build(cfg.model)
-    for t in cfg.train_dataloader.dataset.pipeline:
-        TRANSFORMS.build(t)
-    for h in cfg.custom_hooks:
-        HOOKS.build({k: v for k, v in h.items() if k != 'priority'})  # the Runner takes the priority itself
-
-
 def documented_switches() -> list:
     """(table, row, [key=value ...]) of the ablation table of docs/densesiam.md."""
     rows = []
@@ -373,16 +358,11 @@ def test_docs_list_every_ablation_of_table_4():
 @pytest.mark.slow
 @pytest.mark.parametrize('row', documented_switches(), ids=lambda r: f'{r[0]}:{r[1][:30]}')
 def test_documented_ablation_switch_builds_and_takes_effect(row):
-    cfg = Config.fromfile(IN1K)
-    parser = argparse.ArgumentParser()
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
-    cfg.merge_from_dict(parser.parse_args(['--cfg-options', *row[2]]).cfg_options if row[2] else {})
+    cfg = apply_cfg_options(Config.fromfile(IN1K), row[2])
     build_parts(cfg)
     for switch in row[2]:
         key, value = switch.split('=', 1)
-        node = cfg
-        for part in key.split('.'):
-            node = node[int(part)] if part.isdigit() else node[part]
+        node = config_value(cfg, key)
         assert str(node) == value or node == float(value), (key, node, value)
 
 

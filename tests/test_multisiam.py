@@ -4,12 +4,11 @@ import itertools
 import pytest
 import torch
 import torch.nn.functional as nnf
-from conftest import tiny_model, tiny_pipeline
+from conftest import random_pair_batch, tiny_model, tiny_pipeline
 from mmengine.dataset import default_collate
 from mmengine.logging import MessageHub
 from mmengine.registry import init_default_scope
 from mmpretrain.registry import DATASETS, MODELS
-from mmpretrain.structures import DataSample
 from torch import nn
 
 from multisiam_mm.models.heads.cluster_head import ClusterHead
@@ -144,19 +143,6 @@ def test_no_alignment_only_flips_back():
     torch.testing.assert_close(R_t, cell_coords(view_t, 7, 7))
 
 
-def random_batch(B: int = 4, size: int = 64):
-    g = torch.Generator().manual_seed(0)
-    inputs = [torch.rand(B, 3, size, size, generator=g) * 255 for _ in range(2)]
-    samples = []
-    for _ in range(B):
-        ds = DataSample()
-        ds.set_field(torch.tensor([[0., 0., 80., 80.], [20., 10., 100., 90.]]), 'view_boxes', field_type='metainfo')
-        ds.set_field(torch.tensor([False, True]), 'view_flips', field_type='metainfo')
-        ds.set_metainfo(dict(ori_shape=(100, 120)))
-        samples.append(ds)
-    return dict(inputs=inputs, data_samples=samples)
-
-
 def set_schedule(it: int, max_iters: int) -> None:
     hub = MessageHub.get_current_instance()
     hub.update_info('iter', it)
@@ -168,7 +154,7 @@ def test_gradients_reach_the_online_network_only(alignment):
     torch.manual_seed(0)
     model = MODELS.build(tiny_model(alignment))
     set_schedule(0, 10)
-    data = model.data_preprocessor(random_batch(), True)
+    data = model.data_preprocessor(random_pair_batch(), True)
     losses = model(**data, mode='loss')
     assert {'loss_1d', 'loss_2d'} <= set(losses)
     sum(v for k, v in losses.items() if 'loss' in k).backward()

@@ -4,9 +4,9 @@ import math
 import pytest
 import torch
 import torch.nn.functional as nnf
+from conftest import random_pair_batch
 from mmengine.registry import init_default_scope
 from mmpretrain.registry import MODELS
-from test_multisiam import random_batch
 
 from multisiam_mm.models.algorithms.multisiam_moco import KeyQueue, info_nce
 
@@ -51,7 +51,7 @@ def test_gradients_reach_the_query_network_only_and_the_queues_fill():
     torch.manual_seed(0)
     model = MODELS.build(tiny_moco())
     before = model.queue_2d.keys.clone()
-    data = model.data_preprocessor(random_batch(), True)
+    data = model.data_preprocessor(random_pair_batch(), True)
     losses = model(**data, mode='loss')
     assert set(losses) == {'loss_1d', 'loss_2d'} and all(torch.isfinite(v) for v in losses.values())
     (losses['loss_1d'] + losses['loss_2d']).backward()

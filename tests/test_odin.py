@@ -10,13 +10,12 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as nnf
-from conftest import ROOT
+from conftest import ROOT, apply_cfg_options, build_parts, random_pair_batch
 from mmengine.config import Config
 from mmengine.dataset import default_collate
 from mmengine.logging import MessageHub
 from mmengine.registry import init_default_scope
 from mmpretrain.registry import DATASETS, METRICS, MODELS, TRANSFORMS
-from mmpretrain.structures import DataSample
 from torch import nn
 
 from multisiam_mm.evaluation.object_discovery import (
@@ -186,20 +185,6 @@ def tiny_odin(**kwargs) -> dict:
         predictor=dict(in_channels=32, hid_channels=64, out_channels=32)), **kwargs)
 
 
-def random_batch(B: int = 4, size: int = 64, span_size: int = 128) -> dict:
-    g = torch.Generator().manual_seed(0)
-    inputs = [torch.rand(B, 3, s, s, generator=g) * 255 for s in (size, size, span_size)]
-    samples = []
-    for i in range(B):
-        ds = DataSample()
-        ds.set_field(torch.tensor([[0., 0., 80., 80.], [20., 10., 100., 90.]]), 'view_boxes')
-        ds.set_field(torch.tensor([False, True]), 'view_flips')
-        ds.set_field(torch.tensor([0., 0., 100., 90.]), 'span_box')
-        ds.set_metainfo(dict(ori_shape=(100, 120), sample_idx=i))
-        samples.append(ds)
-    return dict(inputs=inputs, data_samples=samples)
-
-
 def set_schedule(it: int, max_iters: int, epoch: int = 0) -> None:
     hub = MessageHub.get_current_instance()
     hub.update_info('iter', it)
@@ -211,7 +196,7 @@ def test_gradients_reach_the_online_network_only_and_the_discovery_net_follows_e
     torch.manual_seed(0)
     model = MODELS.build(tiny_odin(discovery_momentum=0.25))
     set_schedule(0, 10)
-    data = model.data_preprocessor(random_batch(), True)
+    data = model.data_preprocessor(random_pair_batch(span_size=128), True)
     losses = model(**data, mode='loss')
     assert torch.isfinite(losses['loss']) and losses['shared_objects'] > 0
     losses['loss'].backward()
@@ -238,7 +223,7 @@ def test_discrete_copy_mode_caches_the_segments_until_the_next_copy(monkeypatch)
     calls = []
     discover = model.discover
     monkeypatch.setattr(model, 'discover', lambda span: calls.append(len(span)) or discover(span))
-    data = model.data_preprocessor(random_batch(), True)
+    data = model.data_preprocessor(random_pair_batch(span_size=128), True)
     for step, epoch in enumerate((0, 1, 1, 2)):
         set_schedule(step, 10, epoch)
         model(**data, mode='loss')
@@ -257,7 +242,7 @@ def test_odin_validates_its_config():
         MODELS.build(tiny_odin(discovery_update='copy', num_clusters=300))
     with pytest.raises(ValueError, match='three|two views'):
         model = MODELS.build(tiny_odin())
-        model.loss(random_batch()['inputs'][:2], random_batch()['data_samples'])
+        model.loss(random_pair_batch(span_size=128)['inputs'][:2], random_pair_batch(span_size=128)['data_samples'])
 
 
 # ---------------------------------------------------------------- object discovery metrics (A.4)
@@ -353,17 +338,7 @@ def test_configs_hold_the_paper_settings():
 @pytest.mark.slow
 @pytest.mark.parametrize('row', documented_switches(), ids=lambda r: r[0])
 def test_documented_switch_builds(row):
-    import argparse
-
-    from mmengine.config import DictAction
-    parser = argparse.ArgumentParser()
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
-    cfg = Config.fromfile(ODIN_IN1K)
-    if row[1]:
-        cfg.merge_from_dict(parser.parse_args(['--cfg-options', *row[1]]).cfg_options)
-    MODELS.build(cfg.model)
-    for t in cfg.train_dataloader.dataset.pipeline:
-        TRANSFORMS.build(t)
+    build_parts(apply_cfg_options(Config.fromfile(ODIN_IN1K), row[1]))
 
 
 # ---------------------------------------------------------------- training
