@@ -5,9 +5,11 @@ Importing the package registers its components into mmpretrain's registries (con
 checkpoint types for ``torch.load(weights_only=True)`` so that resume and load_from work on torch >= 2.6.
 """
 from .utils import allow_mmengine_checkpoints
+from .utils.atomic_save import enable_atomic_checkpoints
 from .version import __version__
 
 allow_mmengine_checkpoints()
+enable_atomic_checkpoints()  # checkpoints and last_checkpoint: temp file + os.replace
 
 from . import datasets, engine, evaluation, models  # noqa: E402,F401  (registration)
 

@@ -6,7 +6,10 @@ import os.path as osp
 import pytest
 import torch
 from mmengine.config import Config, DictAction
-from mmpretrain.registry import HOOKS, MODELS, TRANSFORMS
+from mmengine.registry import HOOKS as ROOT_HOOKS
+from mmengine.registry import MODELS as ROOT_MODELS
+from mmengine.registry import TRANSFORMS as ROOT_TRANSFORMS
+from mmengine.registry import DefaultScope
 from mmpretrain.structures import DataSample
 
 import multisiam_mm  # noqa: F401  (registers the components)
@@ -114,9 +117,14 @@ def config_value(cfg: Config, key: str):
 
 
 def build_parts(cfg: Config) -> None:
-    """Build what a Runner builds from a training config: the model, the pipeline and the custom hooks."""
-    MODELS.build(cfg.model)
-    for t in cfg.train_dataloader.dataset.pipeline:
-        TRANSFORMS.build(t)
-    for h in cfg.get('custom_hooks', []):
-        HOOKS.build({k: v for k, v in h.items() if k != 'priority'})  # the Runner takes the priority itself
+    """Build what a Runner builds from a training config, in the config's default scope (mmpretrain, mmseg or
+    mmdet): the model, the training pipeline and the custom hooks."""
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmpretrain')):
+        ROOT_MODELS.build(cfg.model)
+        dataset = cfg.train_dataloader.dataset
+        while 'pipeline' not in dataset:  # dataset wrappers (RepeatDataset, ...)
+            dataset = dataset.dataset
+        for t in dataset.pipeline:
+            ROOT_TRANSFORMS.build(t)
+        for h in cfg.get('custom_hooks', []):
+            ROOT_HOOKS.build({k: v for k, v in h.items() if k != 'priority'})  # the Runner takes the priority itself

@@ -263,7 +263,7 @@ def test_config_pipeline_packs_what_the_algorithm_needs():
     """pair_pipeline.py (minus file loading) -> collate -> (B, 2, 4) boxes, (B, 2) flips, ori_shape, views."""
     init_default_scope('mmpretrain')  # as the Runner does (default_scope); RandomApply builds its children with it
     cfg = Config.fromfile(CONFIG)
-    assert [t['type'] for t in cfg.pair_pipeline] == ['LoadImageFromFile', 'IoUPairCrop', 'PairPhotometric',
+    assert [t['type'] for t in cfg.pair_pipeline] == ['RobustLoadImage', 'IoUPairCrop', 'PairPhotometric',
                                                       'PackPairInputs']
     transforms = [TRANSFORMS.build(t) for t in cfg.pair_pipeline[1:]]
     sizes = [(300, 400), (427, 640), (500, 260)]

@@ -29,7 +29,7 @@ train_dataloader = dict(
         data_root='data/synthetic_streets',
         ann_file='train.txt',
         pipeline=[
-            dict(type='LoadImageFromFile'),
+            dict(type='RobustLoadImage'),  # LoadImageFromFile that skips bad files
             dict(type='IoUPairCrop', size=crop_size, scale=(0.08, 1.0), ratio=(3. / 4., 4. / 3.), iou_thr=0.5,
                  interpolation='bicubic', flip_prob=0.5),
             dict(type='PairPhotometric',
@@ -50,3 +50,6 @@ default_hooks = dict(
     checkpoint=dict(by_epoch=False, interval=50, max_keep_ckpts=2),
 )
 log_processor = dict(by_epoch=False, window_size=10)
+# The base's NonFiniteLossHook, plus k-means cluster maps of 4 training images every 100 iterations (~0.7 s a call on
+# 2 CPU cores): work_dir/vis_data/cluster_maps/iter_XXXXXX.png and TensorBoard's images tab (docs/probes.md).
+custom_hooks = [dict(type='NonFiniteLossHook'), dict(type='ClusterMapHook', interval=100, num_images=4)]

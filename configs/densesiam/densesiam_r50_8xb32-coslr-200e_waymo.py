@@ -52,7 +52,7 @@ simsiam_photometric = [
     dict(type='GaussianBlur', magnitude_range=(0.1, 2.0), magnitude_std='inf', prob=0.5),
 ]
 densesiam_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='RobustLoadImage'),  # LoadImageFromFile that skips bad files
     dict(type='IoUPairCrop', size=224, scale=(0.2, 1.0), ratio=(3. / 4., 4. / 3.), iou_thr=0.01,
          interpolation='bilinear', flip_prob=0.5),
     dict(type='PairPhotometric', view_pipelines=[simsiam_photometric, simsiam_photometric]),
@@ -70,6 +70,7 @@ auto_scale_lr = dict(base_batch_size=256, enable=False)
 custom_hooks = [
     dict(type='SimSiamHook', priority='HIGH', fix_pred_lr=True, lr=lr),
     dict(type='DenseSiamRegionSimHook', start=0.5),  # Table 4vi
+    dict(type='NonFiniteLossHook'),  # replaces default_runtime's list, so repeated here
 ]
 # RegionSim's head has no gradient before the hook turns it on
 model_wrapper_cfg = dict(type='MMDistributedDataParallel', find_unused_parameters=True)

@@ -1,4 +1,4 @@
-"""Registered training hooks (into mmpretrain's HOOKS registry)."""
-from .hooks import DenseSiamRegionSimHook
+"""Registered training hooks (into mmpretrain's HOOKS; StrictBackboneLoadHook into mmengine's root HOOKS)."""
+from .hooks import DenseSiamRegionSimHook, StrictBackboneLoadHook
 
-__all__ = ['DenseSiamRegionSimHook']
+__all__ = ['DenseSiamRegionSimHook', 'StrictBackboneLoadHook']

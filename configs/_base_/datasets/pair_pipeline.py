@@ -23,7 +23,7 @@ byol_photometric_t_prime = byol_color + [
 ]
 
 pair_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='RobustLoadImage'),  # LoadImageFromFile that skips bad files
     dict(type='IoUPairCrop', size=224, scale=(0.08, 1.0), ratio=(3. / 4., 4. / 3.), iou_thr=0.5,
          interpolation='bicubic', flip_prob=0.5),
     dict(type='PairPhotometric', view_pipelines=[byol_photometric_t, byol_photometric_t_prime]),

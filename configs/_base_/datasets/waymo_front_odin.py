@@ -3,7 +3,7 @@
 # view (smallest box covering both views) resized to 448 x 448; then BYOL's photometric T / T' on the two views only.
 _base_ = ['waymo_front_pairs.py']
 odin_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='RobustLoadImage'),  # LoadImageFromFile that skips bad files
     dict(type='OdinSpanningView', size=448, span='views', interpolation='bicubic',
          pair_crop=dict(type='IoUPairCrop', size=224, scale=(0.08, 1.0), ratio=(3. / 4., 4. / 3.), iou_thr=0.,
                         interpolation='bicubic', flip_prob=0.5)),

@@ -1,3 +1,7 @@
+from .cluster_map_hook import ClusterMapHook
 from .densesiam_region_hook import DenseSiamRegionSimHook
+from .nonfinite_loss import NonFiniteLossError, NonFiniteLossHook
+from .strict_backbone_load import StrictBackboneLoadHook
 
-__all__ = ['DenseSiamRegionSimHook']
+__all__ = ['ClusterMapHook', 'DenseSiamRegionSimHook', 'NonFiniteLossError', 'NonFiniteLossHook',
+           'StrictBackboneLoadHook']
