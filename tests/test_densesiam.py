@@ -342,7 +342,8 @@ def test_configs_carry_the_paper_setting():
     assert opt.type == 'SGD' and opt.lr == pytest.approx(0.05 * cfg.train_dataloader.batch_size * 8 / 256)
     assert (opt.weight_decay, opt.momentum) == (1e-4, 0.9) and cfg.train_cfg.max_epochs == 200
     assert cfg.param_scheduler[0].type == 'CosineAnnealingLR'
-    assert [h.type for h in cfg.custom_hooks] == ['SimSiamHook', 'DenseSiamRegionSimHook', 'NonFiniteLossHook']
+    assert [h.type for h in cfg.custom_hooks] == ['SimSiamHook', 'DenseSiamRegionSimHook', 'NonFiniteLossHook',
+                                                'PairCropStatsHook']
     assert cfg.custom_hooks[1].start == 0.5
     crop = cfg.train_dataloader.dataset.pipeline[1]
     assert crop.type == 'IoUPairCrop' and 0 < crop.iou_thr <= 0.05 and tuple(crop.scale) == (0.2, 1.0)

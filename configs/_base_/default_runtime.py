@@ -15,7 +15,10 @@ env_cfg = dict(
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
     dist_cfg=dict(backend='nccl'),
 )
-custom_hooks = [dict(type='NonFiniteLossHook')]  # stop at a NaN / Inf loss before the optimizer step
+custom_hooks = [
+    dict(type='NonFiniteLossHook'),  # stop at a NaN / Inf loss before the optimizer step
+    dict(type='PairCropStatsHook'),  # log IoUPairCrop's acceptance rate and fallbacks per batch
+]
 log_processor = dict(window_size=10)
 vis_backends = [dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')]
 visualizer = dict(type='UniversalVisualizer', vis_backends=vis_backends)

@@ -52,4 +52,5 @@ default_hooks = dict(
 log_processor = dict(by_epoch=False, window_size=10)
 # The base's NonFiniteLossHook, plus k-means cluster maps of 4 training images every 100 iterations (~0.7 s a call on
 # 2 CPU cores): work_dir/vis_data/cluster_maps/iter_XXXXXX.png and TensorBoard's images tab (docs/probes.md).
-custom_hooks = [dict(type='NonFiniteLossHook'), dict(type='ClusterMapHook', interval=100, num_images=4)]
+custom_hooks = [dict(type='NonFiniteLossHook'), dict(type='PairCropStatsHook'),
+                dict(type='ClusterMapHook', interval=100, num_images=4)]

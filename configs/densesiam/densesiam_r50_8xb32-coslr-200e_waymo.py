@@ -71,6 +71,7 @@ custom_hooks = [
     dict(type='SimSiamHook', priority='HIGH', fix_pred_lr=True, lr=lr),
     dict(type='DenseSiamRegionSimHook', start=0.5),  # Table 4vi
     dict(type='NonFiniteLossHook'),  # replaces default_runtime's list, so repeated here
+    dict(type='PairCropStatsHook'),
 ]
 # RegionSim's head has no gradient before the hook turns it on
 model_wrapper_cfg = dict(type='MMDistributedDataParallel', find_unused_parameters=True)

@@ -176,7 +176,10 @@ class IoUPairCrop(BaseTransform):
     ``img_shape`` = (size, size).
 
     **Added keys:** ``view_boxes`` float32 (2, 4) crop boxes (x1, y1, x2, y2) in original pixels (see
-    multisiam_mm.models.utils.geometry for the convention); ``view_flips`` bool (2,) horizontal flips.
+    multisiam_mm.models.utils.geometry for the convention); ``view_flips`` bool (2,) horizontal flips;
+    ``pair_candidates`` int, candidate pairs drawn for this sample, and ``pair_fallback`` bool, whether its pair came
+    from the max_rounds fallback (per-sample statistics, which reach the main process through the data, unlike
+    :attr:`stats`; PackPairInputs keeps them as metainfo and PairCropStatsHook logs them).
 
     Args:
         size: output side S of each view.
@@ -218,6 +221,11 @@ class IoUPairCrop(BaseTransform):
 
     def sample_boxes(self, img_hw: Tuple[int, int], num_pairs: int = 1) -> np.ndarray:
         """Geometry only: (num_pairs, 2, 4) boxes for an (H, W) image, from np.random; updates and warns on stats."""
+        return self.sample_boxes_with_stats(img_hw, num_pairs)[0]
+
+    def sample_boxes_with_stats(self, img_hw: Tuple[int, int],
+                                num_pairs: int = 1) -> Tuple[np.ndarray, PairCropStats]:
+        """:meth:`sample_boxes` plus this call's own :class:`PairCropStats` (also added to :attr:`stats`)."""
         boxes, stats = sample_pair_boxes(img_hw, num_pairs, self.scale, self.ratio, self.iou_thr,
                                          self.candidates_per_round, self.max_rounds)
         before = self.stats.fallbacks
@@ -228,7 +236,7 @@ class IoUPairCrop(BaseTransform):
                       f'highest-IoU candidate instead ({self.stats.fallbacks} fallbacks so far, acceptance rate '
                       f'{self.stats.acceptance_rate:.4f}). Lower iou_thr or raise max_rounds.',
                       logger='current', level=logging.WARNING)
-        return boxes
+        return boxes, stats
 
     def _crop_view(self, img: np.ndarray, box: np.ndarray, flip: bool) -> np.ndarray:
         x1, y1, x2, y2 = box.astype(np.int64)
@@ -239,13 +247,16 @@ class IoUPairCrop(BaseTransform):
     def transform(self, results: dict) -> dict:
         img = results['img']
         img_hw = img.shape[:2]
-        boxes = self.sample_boxes(img_hw)[0]
+        boxes, stats = self.sample_boxes_with_stats(img_hw)
+        boxes = boxes[0]
         flips = np.random.random(2) < self.flip_prob
         results['img'] = [self._crop_view(img, box, flip) for box, flip in zip(boxes, flips)]
         results['view_boxes'] = boxes.astype(np.float32)
         results['view_flips'] = flips
         results['ori_shape'] = img_hw
         results['img_shape'] = (self.size, self.size)
+        results['pair_candidates'] = stats.candidates
+        results['pair_fallback'] = bool(stats.fallbacks)
         return results
 
     def __repr__(self) -> str:

@@ -1,7 +1,8 @@
 from .cluster_map_hook import ClusterMapHook
 from .densesiam_region_hook import DenseSiamRegionSimHook
 from .nonfinite_loss import NonFiniteLossError, NonFiniteLossHook
+from .pair_crop_stats_hook import PairCropStatsHook
 from .strict_backbone_load import StrictBackboneLoadHook
 
 __all__ = ['ClusterMapHook', 'DenseSiamRegionSimHook', 'NonFiniteLossError', 'NonFiniteLossHook',
-           'StrictBackboneLoadHook']
+           'PairCropStatsHook', 'StrictBackboneLoadHook']

@@ -7,12 +7,17 @@
     L     = λ·L_1D + (1-λ)·L_2D, both symmetrised over (v, v') and (v', v)          (eq. 11)
     ξ <- τ·ξ + (1-τ)·θ with τ rising from 0.996 to 1 (cosine)                       (eq. 2)
 
+Besides the losses (and the ClusterHead's k-means statistics), ``loss`` returns ``ema_tau``, the τ of this
+iteration's EMA update (no 'loss' in its name, so mmengine logs it without adding it to the loss).
+
 The pair of views comes from IoUPairCrop (IoU > 0.5, Sec. 3.2), which records each view's crop box and flip in the
 DataSample (``view_boxes`` (2, 4), ``view_flips`` (2,), ``ori_shape``); alignment uses utils/geometry.py.
 """
+from math import cos, pi
 from typing import Dict, List, Optional, Tuple
 
 import torch
+from mmengine.logging import MessageHub
 from mmpretrain.models.selfsup.base import BaseSelfSupervisor
 from mmpretrain.models.utils import CosineEMA
 from mmpretrain.registry import MODELS
@@ -32,6 +37,17 @@ def view_geometry(data_samples: List[DataSample], device: torch.device) -> Tuple
     flips = torch.stack([torch.as_tensor(ds.view_flips, dtype=torch.bool) for ds in data_samples])
     sizes = torch.tensor([[ds.ori_shape[1], ds.ori_shape[0]] for ds in data_samples], dtype=torch.float32)
     return boxes.to(device), flips.to(device), sizes.to(device)
+
+
+def cosine_ema_tau(step: int, max_iters: int, base_momentum: float, end_momentum: float = 0.) -> float:
+    """The paper's τ (eq. 2, the target's weight) of CosineEMA's update number ``step`` (0-based) of ``max_iters``.
+
+    Same formula as mmpretrain's ``CosineEMA.avg_func``, which computes its momentum m (the online weight) without
+    storing it: m = m_end - (m_end - m_base) * (cos(π k / K) + 1) / 2 and τ = 1 - m, so with m_base = 0.004 and
+    m_end = 0, τ rises from 0.996 at k = 0 to 1 at k = K along a cosine.
+    """
+    cosine = (cos(pi * step / float(max_iters)) + 1) / 2
+    return 1.0 - (end_momentum - (end_momentum - base_momentum) * cosine)
 
 
 @MODELS.register_module()
@@ -96,4 +112,9 @@ class MultiSiam(BaseSelfSupervisor):
                 l2d = l2d + loss_ab
             losses['loss_2d'] = (1.0 - self.loss_lambda) * l2d
             losses.update(stats)
+        max_iters = MessageHub.get_current_instance().get_info('max_iters')
+        if max_iters:  # known inside a Runner (CosineEMA needs it too); absent when loss() is called on its own
+            step = int(self.target_net.steps) - 1  # the update just made (update 0 initialises: a plain copy)
+            tau = cosine_ema_tau(step, max_iters, self.target_net.momentum, self.target_net.end_momentum)
+            losses['ema_tau'] = torch.tensor(tau, device=inputs[0].device)
         return losses
