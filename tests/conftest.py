@@ -6,6 +6,7 @@ import os.path as osp
 import pytest
 import torch
 from mmengine.config import Config, DictAction
+from mmengine.logging import MessageHub
 from mmengine.registry import HOOKS as ROOT_HOOKS
 from mmengine.registry import MODELS as ROOT_MODELS
 from mmengine.registry import TRANSFORMS as ROOT_TRANSFORMS
@@ -79,6 +80,14 @@ def tiny_runner_cfg(data_root: str, work_dir: str, max_iters: int = 4, ckpt_inte
         randomness=dict(seed=0),
         log_level='WARNING',
     ))
+
+
+def set_schedule(it: int, max_iters: int, epoch: int = 0) -> None:
+    """Put the iteration, epoch and max_iters in the MessageHub, as the Runner does (CosineEMA reads them)."""
+    hub = MessageHub.get_current_instance()
+    hub.update_info('iter', it)
+    hub.update_info('max_iters', max_iters)
+    hub.update_info('epoch', epoch)
 
 
 def random_pair_batch(B: int = 4, size: int = 64, span_size: int = 0) -> dict:

@@ -4,9 +4,8 @@ import itertools
 import pytest
 import torch
 import torch.nn.functional as nnf
-from conftest import random_pair_batch, tiny_model, tiny_pipeline
+from conftest import random_pair_batch, set_schedule, tiny_model, tiny_pipeline
 from mmengine.dataset import default_collate
-from mmengine.logging import MessageHub
 from mmengine.registry import init_default_scope
 from mmpretrain.registry import DATASETS, MODELS
 from torch import nn
@@ -141,12 +140,6 @@ def test_no_alignment_only_flips_back():
     R, R_t = align_pair(G, G_t, view, view_t, flip, flip_t, torch.ones(2, 2), 'none')
     torch.testing.assert_close(R, cell_coords(view, 7, 7))
     torch.testing.assert_close(R_t, cell_coords(view_t, 7, 7))
-
-
-def set_schedule(it: int, max_iters: int) -> None:
-    hub = MessageHub.get_current_instance()
-    hub.update_info('iter', it)
-    hub.update_info('max_iters', max_iters)
 
 
 @pytest.mark.parametrize('alignment', ['roi', 'offset', 'offset_nonorm', 'none'])

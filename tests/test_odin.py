@@ -10,10 +10,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as nnf
-from conftest import ROOT, apply_cfg_options, build_parts, random_pair_batch
+from conftest import ROOT, apply_cfg_options, build_parts, random_pair_batch, set_schedule
 from mmengine.config import Config
 from mmengine.dataset import default_collate
-from mmengine.logging import MessageHub
 from mmengine.registry import init_default_scope
 from mmpretrain.registry import DATASETS, METRICS, MODELS, TRANSFORMS
 from torch import nn
@@ -183,13 +182,6 @@ def tiny_odin(**kwargs) -> dict:
         backbone=dict(type='ResNet', depth=18, norm_cfg=dict(type='BN')),
         projector=dict(in_channels=512, hid_channels=64, out_channels=32),
         predictor=dict(in_channels=32, hid_channels=64, out_channels=32)), **kwargs)
-
-
-def set_schedule(it: int, max_iters: int, epoch: int = 0) -> None:
-    hub = MessageHub.get_current_instance()
-    hub.update_info('iter', it)
-    hub.update_info('max_iters', max_iters)
-    hub.update_info('epoch', epoch)
 
 
 def test_gradients_reach_the_online_network_only_and_the_discovery_net_follows_eq_7():
