@@ -72,7 +72,7 @@ if have mmcv "$MMCV_VERSION" && "$PY" -c "import mmcv.ops" 2>/dev/null; then
   say "mmcv $MMCV_VERSION with compiled ops present"
 else
   if ! ls "$WHEELDIR"/mmcv-*.whl >/dev/null 2>&1; then
-    say "no cached mmcv wheel in $WHEELDIR: compiling mmcv $MMCV_VERSION from source (about 10 min on 2 cores)"
+    say "no cached mmcv wheel in $WHEELDIR: compiling mmcv $MMCV_VERSION from source (10-20 min on 2 cores)"
     SRC="$(mktemp -d)"
     "$PY" -m pip download --disable-pip-version-check -q --no-deps --no-binary :all: --no-build-isolation \
       -d "$SRC" "mmcv==$MMCV_VERSION" || fail "could not download the mmcv $MMCV_VERSION source release" \
