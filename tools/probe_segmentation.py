@@ -180,6 +180,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument('--log-interval', type=int, default=10, help='progress print interval (iterations)')
     p.add_argument('--work-dir', default='work_dirs/probe_segmentation', help='logs, checkpoint, copied backbone')
     p.add_argument('--verbose', action='store_true', help='mmengine logging at INFO (default WARNING)')
+    p.add_argument('--out-json', help='also write {mIoU, aAcc, per_class, seconds} to this JSON file')
     args = p.parse_args(argv)
     if len(args.crop) not in (1, 2):
         p.error('--crop takes H W or one size')
@@ -204,7 +205,12 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, object]:
     per_class = runner.val_evaluator.metrics[0].per_class_iou
     print(f'[probe] done in {time.perf_counter() - start:.1f} s\n\n{markdown_table(metrics, per_class)}\n')
     print(f'mIoU: {metrics["mIoU"]:.2f}', flush=True)
-    return dict(mIoU=float(metrics['mIoU']), aAcc=float(metrics['aAcc']), per_class=per_class)
+    result = dict(mIoU=float(metrics['mIoU']), aAcc=float(metrics['aAcc']), per_class=per_class,
+                  seconds=time.perf_counter() - start)
+    if args.out_json:
+        with open(args.out_json, 'w') as f:
+            json.dump(result, f, indent=1)
+    return result
 
 
 if __name__ == '__main__':
