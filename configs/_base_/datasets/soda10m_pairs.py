@@ -1,0 +1,22 @@
+# SODA10M unlabeled images (Han et al. 2021, the SSLAD-2D download) as view pairs, 128 images per GPU.
+# The labeled part unpacks to data/soda10m/SSLAD-2D/labeled/{train,val,test,annotations}; the unlabeled images go in
+# data/soda10m/SSLAD-2D/unlabeled/, in any number of sub-folders (the scan is recursive, sorted, case-insensitive on
+# extensions, hidden files skipped), so the labeled images are not mixed in. Scanning ten million files takes minutes
+# at every start: for the full set, write a list file once and point ann_file at it (docs/data_ingestion.md), e.g.
+#   cd data/soda10m && find SSLAD-2D/unlabeled -type f -iname '*.jpg' | sort > unlabeled.txt
+#   train_dataloader = dict(dataset=dict(data_prefix='', ann_file='unlabeled.txt'))
+_base_ = ['pair_pipeline.py']
+train_dataloader = dict(
+    batch_size=128,
+    num_workers=8,
+    persistent_workers=True,
+    pin_memory=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    collate_fn=dict(type='default_collate'),
+    dataset=dict(
+        type='UnlabeledImageDataset',
+        data_root='data/soda10m',
+        data_prefix='SSLAD-2D/unlabeled',
+        pipeline={{_base_.pair_pipeline}},
+    ),
+)
