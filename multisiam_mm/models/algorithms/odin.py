@@ -20,7 +20,7 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
-from mmengine.dist import get_rank
+from mmengine.dist import all_reduce, get_rank, get_world_size
 from mmengine.logging import MessageHub
 from mmpretrain.models.selfsup.base import BaseSelfSupervisor
 from mmpretrain.models.utils import CosineEMA
@@ -58,7 +58,9 @@ def object_contrastive_loss(q: Tensor, z_t: Tensor, valid_q: Tensor, valid_t: Te
         temperature: α (0.1, A.3).
 
     Returns:
-        A float32 scalar (0 when no object is valid in both views). All processes must pass the same B and K.
+        A float32 scalar (0 when no object is valid in both views). All processes must pass the same B and K. With P
+        processes, the local sum of ℓ^k is divided by the number of anchors of all processes over P (the local count
+        on average), so that DDP's average of the P gradients is the gradient of the mean over all the anchors.
     """
     B, K, _ = q.shape
     q = F.normalize(q.flatten(0, 1).float(), dim=-1)  # (B*K, D)
@@ -68,7 +70,9 @@ def object_contrastive_loss(q: Tensor, z_t: Tensor, valid_q: Tensor, valid_t: Te
     positive = get_rank() * B * K + torch.arange(B * K, device=q.device)
     ce = F.cross_entropy(logits, positive, reduction='none')  # huge (finite) where the positive is masked: dropped
     rows = (valid_q & valid_t).flatten()
-    return torch.where(rows, ce, torch.zeros_like(ce)).sum() / rows.sum().clamp_min(1)
+    anchors = rows.sum().float()
+    all_reduce(anchors)  # over the processes (in place; nothing with one process)
+    return torch.where(rows, ce, torch.zeros_like(ce)).sum() / (anchors.clamp_min(1) / get_world_size())
 
 
 def hidden_vectors(nets: nn.ModuleDict, x: Tensor) -> Tensor:

@@ -3,37 +3,37 @@
 Odin projects and predicts one vector per (image, mask), and discards the masks that are empty in a view (Sec. 3.1).
 Keeping every image's K rows (empty ones included) keeps the shapes static, so nothing waits on the device
 (no boolean indexing); :class:`MaskedBatchNorm1d` then takes its training statistics over the valid rows only, so
-the empty masks neither shift the normalisation of the others nor enter the running statistics.
+the empty masks neither shift the normalisation of the others nor enter the running statistics. In a distributed
+run the statistics are those of the valid rows of all processes (masked sums and counts all-reduced, see
+``sync_norm.py``), so P processes behave as one process with the P local batches.
 """
 from typing import Optional
 
-import torch
 from torch import Tensor, nn
 
+from .sync_norm import AnyDeviceSyncBatchNorm, global_moments, normalize_with
 
-class MaskedBatchNorm1d(nn.BatchNorm1d):
+
+class MaskedBatchNorm1d(AnyDeviceSyncBatchNorm):
     """BatchNorm1d over (N, C) whose training statistics use only the rows where ``valid`` (N,) is set.
 
-    With ``valid=None``, or in eval mode, it is exactly ``nn.BatchNorm1d`` (same parameters and buffers, so
-    checkpoints are interchangeable). Invalid rows are still normalised (with the valid rows' statistics); their
-    outputs are meant to be ignored. Statistics are per process (no SyncBN). Needs a float ``momentum``.
+    With ``valid=None``, or in eval mode, it is :class:`AnyDeviceSyncBatchNorm`, i.e. exactly ``nn.BatchNorm1d``
+    outside a distributed run (same parameters and buffers, so checkpoints are interchangeable). Invalid rows are
+    still normalised (with the valid rows' statistics); their outputs are meant to be ignored. Statistics span all
+    processes when torch.distributed is initialised with more than one.
     """
+
+    def _check_input_dim(self, x: Tensor) -> None:
+        if x.dim() != 2:
+            raise ValueError(f'MaskedBatchNorm1d expects (N, C) inputs, got {x.dim()}-D')
 
     def forward(self, x: Tensor, valid: Optional[Tensor] = None) -> Tensor:
         if valid is None or not self.training:
             return super().forward(x)
-        w = valid.to(x.dtype).unsqueeze(1)  # (N, 1)
-        n = w.sum()
-        mean = (w * x).sum(0) / n.clamp_min(1)
-        var = (w * (x - mean).square()).sum(0) / n.clamp_min(1)
-        if self.track_running_stats:
-            with torch.no_grad():
-                self.num_batches_tracked.add_(1)
-                momentum = (n > 0).to(self.running_mean.dtype) * self.momentum  # no valid row: keep the stats
-                self.running_mean.lerp_(mean.to(self.running_mean.dtype), momentum)
-                unbiased = var * n / (n - 1).clamp_min(1)
-                self.running_var.lerp_(unbiased.to(self.running_var.dtype), momentum)
-        return (x - mean) * torch.rsqrt(var + self.eps) * self.weight + self.bias
+        self._check_input_dim(x)
+        mean, var, n = global_moments(x, valid)
+        self.update_running_stats(mean.detach(), var.detach(), n)
+        return normalize_with(x, mean, var, self.eps, self.weight, self.bias)
 
 
 class MaskedMLP(nn.Module):
