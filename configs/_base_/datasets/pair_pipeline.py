@@ -23,7 +23,9 @@ byol_photometric_t_prime = byol_color + [
 ]
 
 pair_pipeline = [
-    dict(type='RobustLoadImage'),  # LoadImageFromFile that skips bad files
+    # LoadImageFromFile that skips bad files; reduced_decode=True decodes JPEGs at the coarsest DCT scale (1/2, 1/4,
+    # 1/8) at which both views keep 224 pixels, with the same boxes and recorded geometry (see RobustLoadImage)
+    dict(type='RobustLoadImage'),
     dict(type='IoUPairCrop', size=224, scale=(0.08, 1.0), ratio=(3. / 4., 4. / 3.), iou_thr=0.5,
          interpolation='bicubic', flip_prob=0.5),
     dict(type='PairPhotometric', view_pipelines=[byol_photometric_t, byol_photometric_t_prime]),

@@ -22,17 +22,26 @@ until the first image, so it is measured (stats, benchmarks/pair_crop_bench.py) 
 
 Randomness comes from numpy's global state (``np.random``), which mmengine seeds in every data worker, so crops are
 reproducible under ``randomness=dict(seed=...)`` and differ between workers.
+
+Reduced decoding. Given a :class:`~multisiam_mm.datasets.transforms.robust_loading.DeferredJpeg` (from
+``RobustLoadImage(reduced_decode=True)``) instead of an array, the boxes are drawn from its header size, then it is
+decoded at the coarsest DCT scale at which both boxes keep ``size`` pixels per side, and the views are cut from the
+reduced pixels with the exact full-resolution geometry (multisiam_mm.datasets.transforms.scaled_pixels). The random
+draws, boxes, flips and recorded geometry are those of the full-resolution path; only the view pixels differ, by the
+smoothing of the reduced decode.
 """
 import logging
 import math
 from dataclasses import dataclass, fields
 from typing import Optional, Sequence, Tuple
 
-import mmcv
 import numpy as np
 from mmcv.transforms import BaseTransform
 from mmengine.logging import print_log
 from mmpretrain.registry import TRANSFORMS
+
+from .robust_loading import DeferredJpeg
+from .scaled_pixels import CropResize, ScaledPixels
 
 RRC_ATTEMPTS = 10  # torchvision / mmpretrain RandomResizedCrop: attempts before the centre-crop fallback
 _INTERPOLATIONS = ('nearest', 'bilinear', 'bicubic', 'area', 'lanczos')
@@ -170,7 +179,7 @@ def _check_range(name: str, value: Sequence[float]) -> Tuple[float, float]:
 class IoUPairCrop(BaseTransform):
     """Two views of one image: RandomResizedCrop boxes with IoU > iou_thr, resized, randomly flipped, recorded.
 
-    **Required keys:** ``img`` (H, W[, C] array, uint8 or float32).
+    **Required keys:** ``img`` (H, W[, C] array, uint8 or float32; or a DeferredJpeg, see module doc).
 
     **Modified keys:** ``img`` -> [view1, view2], each (size, size[, C]); ``ori_shape`` = (H, W);
     ``img_shape`` = (size, size).
@@ -179,7 +188,11 @@ class IoUPairCrop(BaseTransform):
     multisiam_mm.models.utils.geometry for the convention); ``view_flips`` bool (2,) horizontal flips;
     ``pair_candidates`` int, candidate pairs drawn for this sample, and ``pair_fallback`` bool, whether its pair came
     from the max_rounds fallback (per-sample statistics, which reach the main process through the data, unlike
-    :attr:`stats`; PackPairInputs keeps them as metainfo and PairCropStatsHook logs them).
+    :attr:`stats`; PackPairInputs keeps them as metainfo and PairCropStatsHook logs them); ``decode_factor`` int,
+    the DCT scale 1/f the views were cut at (1 for an array input).
+
+    Returns None when a DeferredJpeg turns out corrupt (counted by its RobustLoadImage), so that mmengine draws
+    another sample.
 
     Args:
         size: output side S of each view.
@@ -238,19 +251,24 @@ class IoUPairCrop(BaseTransform):
                       logger='current', level=logging.WARNING)
         return boxes, stats
 
-    def _crop_view(self, img: np.ndarray, box: np.ndarray, flip: bool) -> np.ndarray:
-        x1, y1, x2, y2 = box.astype(np.int64)
-        view = mmcv.imresize(img[y1:y2, x1:x2], (self.size, self.size), interpolation=self.interpolation,
-                             backend=self.backend)
-        return np.ascontiguousarray(view[:, ::-1]) if flip else view
+    @property
+    def crop_resize(self) -> CropResize:
+        """How each view is cut and resized."""
+        return CropResize(self.size, self.interpolation, self.backend)
 
-    def transform(self, results: dict) -> dict:
+    def transform(self, results: dict) -> Optional[dict]:
         img = results['img']
-        img_hw = img.shape[:2]
+        deferred = isinstance(img, DeferredJpeg)
+        img_hw = img.hw if deferred else img.shape[:2]
         boxes, stats = self.sample_boxes_with_stats(img_hw)
         boxes = boxes[0]
         flips = np.random.random(2) < self.flip_prob
-        results['img'] = [self._crop_view(img, box, flip) for box, flip in zip(boxes, flips)]
+        pixels = img.decode_for(boxes, self.crop_resize) if deferred else ScaledPixels(img)
+        if pixels is None:
+            return None
+        views = [pixels.crop(box, self.crop_resize) for box in boxes]
+        results['img'] = [np.ascontiguousarray(v[:, ::-1]) if flip else v for v, flip in zip(views, flips)]
+        results['decode_factor'] = pixels.factor
         results['view_boxes'] = boxes.astype(np.float32)
         results['view_flips'] = flips
         results['ori_shape'] = img_hw

@@ -26,11 +26,20 @@ transform raises instead of letting mmengine retry ``max_refetch`` times per sam
 
 Cost: a good 1920x1280 JPEG takes 12 ms against LoadImageFromFile's 9 ms (2-core dev machine) and decodes to the
 same pixels; the extra is Pillow's copy into numpy.
+
+Reduced decoding (``reduced_decode=True``). A JPEG is then only read and its header parsed (upright size, EXIF
+orientation): ``img`` becomes a :class:`DeferredJpeg`, which the next transform (``IoUPairCrop``, also inside
+``OdinSpanningView``) decodes once its crop boxes are drawn, at the coarsest DCT scale (1/2, 1/4, 1/8) at which
+every crop keeps its output size (multisiam_mm.datasets.transforms.scaled_pixels). Files that are not JPEGs or whose
+header cannot be parsed are decoded in full here, as without the option. A JPEG found corrupt only by the deferred
+decode is rejected there, through this loader's counters and warnings, and the crop transform returns ``None``.
 """
 import io
 import logging
 from collections import Counter
-from typing import Optional
+from dataclasses import dataclass
+from functools import partial
+from typing import Callable, Optional, Tuple, Union
 
 import cv2
 import numpy as np
@@ -40,6 +49,8 @@ from mmengine.logging import print_log
 from mmpretrain.registry import TRANSFORMS
 from PIL import Image, ImageOps
 
+from .scaled_pixels import CropResize, ScaledPixels, exif_offset
+
 _SIXTEEN_BIT_MODES = ('I;16', 'I;16L', 'I;16B', 'I;16N', 'I')
 
 
@@ -47,16 +58,23 @@ class ImageRejected(ValueError):
     """A file that cannot be turned into a usable 8-bit colour image; the message is the reason."""
 
 
-def decode_image(data: bytes, min_size: int = 0) -> np.ndarray:
+def decode_image(data: bytes, min_size: int = 0, factor: int = 1) -> np.ndarray:
     """Decode image bytes into a BGR uint8 (H, W, 3) array, normalised as described in the module doc.
 
+    Args:
+        factor: decode a JPEG at exactly 1/factor of its resolution by DCT scaling (1, 2, 4 or 8): the array is then
+            (ceil(H / factor), ceil(W / factor), 3), see multisiam_mm.datasets.transforms.scaled_pixels.
+
     Raises:
-        ImageRejected: empty, not an image, truncated or corrupt, an unsupported mode, or a side below min_size.
+        ImageRejected: empty, not an image, truncated or corrupt, an unsupported mode, or a side below min_size; and
+            a factor > 1 that libjpeg cannot apply (not a JPEG).
     """
     if not data:
         raise ImageRejected('empty file (0 bytes)')
     try:
         with Image.open(io.BytesIO(data)) as pil:
+            if factor > 1:
+                _draft(pil, factor)
             pil.load()  # decodes everything: truncated data raises here
             ImageOps.exif_transpose(pil, in_place=True)  # no copy when there is no orientation tag
             img = _to_rgb(pil)
@@ -64,9 +82,80 @@ def decode_image(data: bytes, min_size: int = 0) -> np.ndarray:
         raise
     except Exception as err:  # Pillow raises OSError, SyntaxError, ValueError, DecompressionBombError, ...
         raise ImageRejected(f'cannot decode ({type(err).__name__}: {err})') from err
-    if min(img.shape[:2]) < min_size:
-        raise ImageRejected(f'too small ({img.shape[1]}x{img.shape[0]}, min_size={min_size})')
+    _check_size(img.shape[:2], min_size)
     return cv2.cvtColor(img, cv2.COLOR_RGB2BGR)  # 30x faster than a numpy channel flip + copy
+
+
+def _check_size(img_hw: Tuple[int, int], min_size: int) -> None:
+    if min(img_hw) < min_size:
+        raise ImageRejected(f'too small ({img_hw[1]}x{img_hw[0]}, min_size={min_size})')
+
+
+def _draft(pil: Image.Image, factor: int) -> None:
+    """Make Pillow decode a JPEG at exactly 1/factor; ValueError where it would not (not a JPEG, or too small)."""
+    w, h = pil.size
+    drafted = pil.draft(None, (w // factor, h // factor))  # libjpeg's scale: the largest power of 2 that fits
+    if drafted is None or drafted[1][2:] != (w / factor, h / factor):
+        raise ValueError(f'no DCT scaling to 1/{factor} for a {w}x{h} {pil.format} image')
+
+
+def read_jpeg_header(data: bytes) -> Optional[Tuple[Tuple[int, int], int]]:
+    """Upright (H, W) and EXIF orientation (1-8) of JPEG bytes, from the header alone (no decoding).
+
+    MPO files (a JPEG followed by more frames, as many cameras write) count as JPEGs: Pillow decodes their first
+    frame. None for other formats or an unreadable header. Orientations 5-8 transpose the stored frame, so its
+    (H, W) is swapped, as ``ImageOps.exif_transpose`` (applied by :func:`decode_image`) does; other values count as 1.
+    """
+    try:
+        with Image.open(io.BytesIO(data)) as pil:
+            if pil.format not in ('JPEG', 'MPO'):
+                return None
+            orientation = pil.getexif().get(0x0112, 1)
+            w, h = pil.size
+    except Exception:  # anything Pillow raises on a bad header: the full decode will say why
+        return None
+    orientation = orientation if orientation in range(1, 9) else 1
+    return ((w, h) if orientation >= 5 else (h, w)), orientation
+
+
+@dataclass
+class DeferredJpeg:
+    """``img`` of ``RobustLoadImage(reduced_decode=True)`` for a JPEG: read, header parsed, not yet decoded.
+
+    The crop transform that receives it calls :meth:`decode_for` with its boxes; ``later_crops`` lets a wrapping
+    transform (OdinSpanningView) declare the crops it will cut from the same pixels afterwards, so that the scale
+    suits them too.
+
+    Attributes:
+        data: the file's bytes.
+        hw: upright full-resolution (H, W), the image size every box refers to.
+        orientation: EXIF orientation (1-8), applied after decoding.
+        report: the loader's verdict callback: ``report(None)`` decoded, ``report(reason)`` rejected.
+        later_crops: (box_of_views, resize) pairs: ``box_of_views`` maps the views' boxes (N, 4) to the box (4,)
+            of a later crop, resized by ``resize``.
+        pixels: the decoded pixels, set by :meth:`decode_for`.
+    """
+
+    data: bytes
+    hw: Tuple[int, int]
+    orientation: int
+    report: Callable[[Optional[str]], None]
+    later_crops: Tuple[Tuple[Callable[[np.ndarray], np.ndarray], CropResize], ...] = ()
+    pixels: Optional[ScaledPixels] = None
+
+    def decode_for(self, boxes: np.ndarray, resize: CropResize) -> Optional[ScaledPixels]:
+        """Decode at the coarsest DCT scale at which the boxes (N, 4) resized by ``resize`` and every later crop keep
+        their output size; None when the data turn out corrupt (counted as a rejection by the loader)."""
+        factor = min([resize.max_factor(boxes)] + [later.max_factor(box_of(boxes)[None])
+                                                   for box_of, later in self.later_crops])
+        try:
+            img = decode_image(self.data, factor=factor)
+        except ImageRejected as err:
+            self.report(str(err))
+            return None
+        self.report(None)
+        self.pixels = ScaledPixels(img, factor, exif_offset(self.orientation, self.hw, factor))
+        return self.pixels
 
 
 def _to_rgb(pil: Image.Image) -> np.ndarray:
@@ -89,8 +178,8 @@ def _worker_id() -> Optional[int]:
 class RobustLoadImage(BaseTransform):
     """Drop-in replacement of ``LoadImageFromFile`` that decodes robustly or rejects (returns None) with a warning.
 
-    **Required keys:** ``img_path``. **Added keys:** ``img`` (BGR uint8, or float32 with ``to_float32``),
-    ``img_shape``, ``ori_shape``.
+    **Required keys:** ``img_path``. **Added keys:** ``img`` (BGR uint8, or float32 with ``to_float32``; a
+    :class:`DeferredJpeg` for a JPEG with ``reduced_decode``), ``img_shape``, ``ori_shape`` (upright (H, W)).
 
     Args:
         min_size: reject images whose shorter side is below this (after EXIF rotation); 0 accepts any size.
@@ -99,18 +188,25 @@ class RobustLoadImage(BaseTransform):
             total reaches a power of two.
         max_consecutive: raise RuntimeError after this many rejections in a row (0 never raises).
         backend_args: mmengine file backend arguments, as LoadImageFromFile's.
+        reduced_decode: leave JPEGs to the next transform (IoUPairCrop), which decodes them at the coarsest DCT scale
+            its crops allow (module doc); needs uint8 (``to_float32=False``).
     """
 
     def __init__(self, min_size: int = 32, to_float32: bool = False, warn_first: int = 10,
-                 max_consecutive: int = 100, backend_args: Optional[dict] = None) -> None:
+                 max_consecutive: int = 100, backend_args: Optional[dict] = None,
+                 reduced_decode: bool = False) -> None:
         if min_size < 0 or warn_first < 0 or max_consecutive < 0:
             raise ValueError(f'RobustLoadImage: min_size, warn_first and max_consecutive must be >= 0, got '
                              f'{min_size}, {warn_first}, {max_consecutive}')
+        if reduced_decode and to_float32:
+            raise ValueError('RobustLoadImage: reduced_decode decodes to uint8 in the crop transform; it cannot be '
+                             'combined with to_float32')
         self.min_size = min_size
         self.to_float32 = to_float32
         self.warn_first = warn_first
         self.max_consecutive = max_consecutive
         self.backend_args = backend_args.copy() if backend_args else None
+        self.reduced_decode = reduced_decode
         self.loaded = 0
         self.rejected: Counter = Counter()
         self.consecutive = 0
@@ -118,22 +214,39 @@ class RobustLoadImage(BaseTransform):
     def transform(self, results: dict) -> Optional[dict]:
         path = results['img_path']
         try:
-            try:
-                data = get(path, backend_args=self.backend_args)
-            except Exception as err:  # missing file, permission, I/O or network error
-                raise ImageRejected(f'cannot read ({type(err).__name__}: {err})') from err
-            img = decode_image(data, self.min_size)
+            img = self._load(path)
         except ImageRejected as err:
-            self._reject(path, str(err))
+            self._verdict(path, str(err))
             return None
-        self.loaded += 1
-        self.consecutive = 0
-        results['img'] = img.astype(np.float32) if self.to_float32 else img
-        results['img_shape'] = img.shape[:2]
-        results['ori_shape'] = img.shape[:2]
+        if isinstance(img, DeferredJpeg):
+            img_hw = img.hw  # counted as loaded (or rejected) by the transform that decodes it
+        else:
+            self._verdict(path, None)
+            img_hw = img.shape[:2]
+            img = img.astype(np.float32) if self.to_float32 else img
+        results['img'] = img
+        results['img_shape'] = img_hw
+        results['ori_shape'] = img_hw
         return results
 
-    def _reject(self, path: str, reason: str) -> None:
+    def _load(self, path: str) -> Union[np.ndarray, DeferredJpeg]:
+        """The decoded image; with ``reduced_decode``, a :class:`DeferredJpeg` where the file is a readable JPEG."""
+        try:
+            data = get(path, backend_args=self.backend_args)
+        except Exception as err:  # missing file, permission, I/O or network error
+            raise ImageRejected(f'cannot read ({type(err).__name__}: {err})') from err
+        header = read_jpeg_header(data) if self.reduced_decode else None
+        if header is None:
+            return decode_image(data, self.min_size)
+        _check_size(header[0], self.min_size)
+        return DeferredJpeg(data, *header, report=partial(self._verdict, path))
+
+    def _verdict(self, path: str, reason: Optional[str]) -> None:
+        """Count a decoded image (``reason`` None) or a rejected one: warn, and raise after max_consecutive in a row."""
+        if reason is None:
+            self.loaded += 1
+            self.consecutive = 0
+            return
         self.rejected[reason.split(' (')[0]] += 1
         self.consecutive += 1
         total = sum(self.rejected.values())
@@ -150,4 +263,4 @@ class RobustLoadImage(BaseTransform):
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(min_size={self.min_size}, to_float32={self.to_float32}, '
                 f'warn_first={self.warn_first}, max_consecutive={self.max_consecutive}, '
-                f'backend_args={self.backend_args})')
+                f'backend_args={self.backend_args}, reduced_decode={self.reduced_decode})')

@@ -9,11 +9,16 @@ for ViTs, A.1). Its masks are later cropped, flipped and resized into each view 
 :class:`OdinSpanningView` runs the pair crop itself (any transform that records ``view_boxes`` / ``view_flips``) on
 the loaded image and then crops the spanning view from the image it kept. Put it where the pair crop would be, i.e.
 before ``PairPhotometric``, which only touches ``img`` (the views) and leaves ``span_img`` un-augmented.
+
+With ``RobustLoadImage(reduced_decode=True)`` the image arrives as a DeferredJpeg: the spanning view is declared to it
+as a later crop, so that the pair crop decodes it at a DCT scale that keeps S pixels across the spanning box too, and
+the spanning view is cut from the same reduced pixels (multisiam_mm.datasets.transforms.scaled_pixels).
 """
 import math
-from typing import Sequence
+from dataclasses import replace
+from functools import partial
+from typing import Optional, Sequence
 
-import mmcv
 import numpy as np
 import torch
 from mmcv.transforms import BaseTransform
@@ -22,6 +27,8 @@ from mmpretrain.registry import TRANSFORMS
 
 from ...models.utils.geometry import spanning_box
 from .pair_formatting import PackPairInputs
+from .robust_loading import DeferredJpeg
+from .scaled_pixels import CropResize, ScaledPixels
 
 SPANS = ('views', 'image')
 
@@ -30,7 +37,7 @@ SPANS = ('views', 'image')
 class OdinSpanningView(BaseTransform):
     """Two augmented views (by ``pair_crop``) plus Odin's un-augmented spanning view v0 of the same image.
 
-    **Required keys:** ``img`` (H, W[, C] array).
+    **Required keys:** ``img`` (H, W[, C] array, or a DeferredJpeg for a pair crop that decodes it: IoUPairCrop).
 
     **Added keys:** those of ``pair_crop`` (``img`` -> [view1, view2], ``view_boxes`` (2, 4), ``view_flips`` (2,),
     ``ori_shape``), and ``span_img`` (size, size[, C]) with ``span_box`` float32 (4,) (x1, y1, x2, y2) in original
@@ -57,6 +64,7 @@ class OdinSpanningView(BaseTransform):
         self.span = span
         self.interpolation = interpolation
         self.backend = backend
+        self.crop_resize = CropResize(size, interpolation, backend)
 
     def span_box(self, view_boxes: np.ndarray, img_hw: Sequence[int]) -> np.ndarray:
         """Integer box (4,) float32 of the spanning view: covers both ``view_boxes`` (2, 4), or the whole image."""
@@ -66,16 +74,22 @@ class OdinSpanningView(BaseTransform):
         x1, y1, x2, y2 = spanning_box(boxes[:1], boxes[1:])[0].tolist()
         return np.array((math.floor(x1), math.floor(y1), math.ceil(x2), math.ceil(y2)), dtype=np.float32)
 
-    def transform(self, results: dict) -> dict:
+    def transform(self, results: dict) -> Optional[dict]:
         img = results['img']
+        deferred = isinstance(img, DeferredJpeg)
+        img_hw = img.hw if deferred else img.shape[:2]
+        if deferred:
+            span = (partial(self.span_box, img_hw=img_hw), self.crop_resize)
+            img = results['img'] = replace(img, later_crops=img.later_crops + (span,))
         results = self.pair_crop(results)
+        if results is None:  # a DeferredJpeg found corrupt when decoded (counted by its RobustLoadImage)
+            return None
         if 'view_boxes' not in results:
             raise ValueError(f'OdinSpanningView: pair_crop {type(self.pair_crop).__name__} did not record '
                              f'view_boxes')
-        box = self.span_box(results['view_boxes'], img.shape[:2])
-        x1, y1, x2, y2 = box.astype(np.int64)
-        results['span_img'] = mmcv.imresize(img[y1:y2, x1:x2], (self.size, self.size),
-                                            interpolation=self.interpolation, backend=self.backend)
+        box = self.span_box(results['view_boxes'], img_hw)
+        pixels = img.pixels if deferred else ScaledPixels(img)
+        results['span_img'] = pixels.crop(box, self.crop_resize)
         results['span_box'] = box
         return results
 
