@@ -90,10 +90,10 @@ def set_schedule(it: int, max_iters: int, epoch: int = 0) -> None:
     hub.update_info('epoch', epoch)
 
 
-def random_pair_batch(B: int = 4, size: int = 64, span_size: int = 0) -> dict:
+def random_pair_batch(B: int = 4, size: int = 64, span_size: int = 0, seed: int = 0) -> dict:
     """A batch as the data preprocessor receives it: two random views (and a spanning view if span_size) with the
     view geometry of IoUPairCrop (boxes in a 120x100 original image, the second view flipped)."""
-    g = torch.Generator().manual_seed(0)
+    g = torch.Generator().manual_seed(seed)
     sizes = (size, size, span_size) if span_size else (size, size)
     inputs = [torch.rand(B, 3, s, s, generator=g) * 255 for s in sizes]
     samples = []

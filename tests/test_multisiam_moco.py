@@ -53,7 +53,8 @@ def test_gradients_reach_the_query_network_only_and_the_queues_fill():
     before = model.queue_2d.keys.clone()
     data = model.data_preprocessor(random_pair_batch(), True)
     losses = model(**data, mode='loss')
-    assert set(losses) == {'loss_1d', 'loss_2d'} and all(torch.isfinite(v) for v in losses.values())
+    assert set(losses) == {'loss_1d', 'loss_2d', 'ema_tau'} and all(torch.isfinite(v) for v in losses.values())
+    assert losses['ema_tau'].item() == pytest.approx(0.999)  # constant key momentum: τ = 1 - momentum
     (losses['loss_1d'] + losses['loss_2d']).backward()
     assert all(p.grad is None for p in model.target_net.parameters())
     assert all(p.grad is not None for p in model.backbone.parameters() if p.requires_grad)

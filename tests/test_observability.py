@@ -17,7 +17,7 @@ from multisiam_mm.datasets.transforms.iou_pair_crop import IoUPairCrop
 from multisiam_mm.datasets.transforms.pair_formatting import PackPairInputs
 from multisiam_mm.datasets.transforms.spanning_view import OdinSpanningView, PackOdinInputs
 from multisiam_mm.engine.hooks import PairCropStatsHook
-from multisiam_mm.models.algorithms.multisiam import cosine_ema_tau
+from multisiam_mm.models.utils.ema import cosine_ema_tau
 
 
 def _sample(candidates: int, fallback: bool) -> DataSample:

@@ -25,6 +25,7 @@ from multisiam_mm.evaluation.object_discovery import (
     resize_labels,
 )
 from multisiam_mm.models.algorithms.odin import object_contrastive_loss
+from multisiam_mm.models.utils.ema import cosine_ema_tau
 from multisiam_mm.models.utils.geometry import cell_coords, map_masks_to_view, spanning_box
 from multisiam_mm.models.utils.mask_pooling import labels_to_masks, mask_pool
 from multisiam_mm.models.utils.masked_mlp import MaskedBatchNorm1d
@@ -191,6 +192,7 @@ def test_gradients_reach_the_online_network_only_and_the_discovery_net_follows_e
     data = model.data_preprocessor(random_pair_batch(span_size=128), True)
     losses = model(**data, mode='loss')
     assert torch.isfinite(losses['loss']) and losses['shared_objects'] > 0
+    assert losses['ema_tau'].item() == pytest.approx(cosine_ema_tau(0, 10, 0.004))  # λξ's τ, logged
     losses['loss'].backward()
     assert all(p.grad is None for p in model.target_net.parameters())
     assert all(p.grad is None for p in model.discovery_net.parameters())

@@ -13,11 +13,9 @@ iteration's EMA update (no 'loss' in its name, so mmengine logs it without addin
 The pair of views comes from IoUPairCrop (IoU > 0.5, Sec. 3.2), which records each view's crop box and flip in the
 DataSample (``view_boxes`` (2, 4), ``view_flips`` (2,), ``ori_shape``); alignment uses utils/geometry.py.
 """
-from math import cos, pi
 from typing import Dict, List, Optional, Tuple
 
 import torch
-from mmengine.logging import MessageHub
 from mmpretrain.models.selfsup.base import BaseSelfSupervisor
 from mmpretrain.models.utils import CosineEMA
 from mmpretrain.registry import MODELS
@@ -25,6 +23,7 @@ from mmpretrain.structures import DataSample
 from torch import Tensor, nn
 
 from ..utils.alignment import ALIGNMENTS, align_pair, offset_channels
+from ..utils.ema import ema_tau_log
 
 
 def view_geometry(data_samples: List[DataSample], device: torch.device) -> Tuple[Tensor, Tensor, Tensor]:
@@ -37,17 +36,6 @@ def view_geometry(data_samples: List[DataSample], device: torch.device) -> Tuple
     flips = torch.stack([torch.as_tensor(ds.view_flips, dtype=torch.bool) for ds in data_samples])
     sizes = torch.tensor([[ds.ori_shape[1], ds.ori_shape[0]] for ds in data_samples], dtype=torch.float32)
     return boxes.to(device), flips.to(device), sizes.to(device)
-
-
-def cosine_ema_tau(step: int, max_iters: int, base_momentum: float, end_momentum: float = 0.) -> float:
-    """The paper's τ (eq. 2, the target's weight) of CosineEMA's update number ``step`` (0-based) of ``max_iters``.
-
-    Same formula as mmpretrain's ``CosineEMA.avg_func``, which computes its momentum m (the online weight) without
-    storing it: m = m_end - (m_end - m_base) * (cos(π k / K) + 1) / 2 and τ = 1 - m, so with m_base = 0.004 and
-    m_end = 0, τ rises from 0.996 at k = 0 to 1 at k = K along a cosine.
-    """
-    cosine = (cos(pi * step / float(max_iters)) + 1) / 2
-    return 1.0 - (end_momentum - (end_momentum - base_momentum) * cosine)
 
 
 @MODELS.register_module()
@@ -64,16 +52,22 @@ class MultiSiam(BaseSelfSupervisor):
         alignment: 'roi' | 'offset' | 'offset_nonorm' | 'none' (Table 2b).
         loss_lambda: λ of eq. 11 (0.5).
         base_momentum: 1 - τ_base in mmpretrain's CosineEMA convention (τ = 0.996 -> 0.004).
+        ema_interval: iterations per target update; set it to the optimiser's ``accumulative_counts`` so that the
+            target moves once per optimiser step (at the first micro-batch of each accumulation window, from the
+            online weights of the last step) as with one large batch, instead of once per micro-batch. The cosine
+            schedule still runs over the run's iterations.
     """
 
     def __init__(self, backbone: dict, neck: dict, head: Optional[dict] = None, cluster_head: Optional[dict] = None,
                  alignment: str = 'offset', loss_lambda: float = 0.5, base_momentum: float = 0.004,
-                 pretrained: Optional[str] = None, data_preprocessor: Optional[dict] = None,
+                 ema_interval: int = 1, pretrained: Optional[str] = None, data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None):
         if alignment not in ALIGNMENTS:
             raise ValueError(f'MultiSiam.alignment must be one of {ALIGNMENTS}, got {alignment!r}')
         if not 0.0 <= loss_lambda <= 1.0:
             raise ValueError(f'MultiSiam.loss_lambda must be in [0, 1], got {loss_lambda}')
+        if ema_interval < 1:
+            raise ValueError(f'MultiSiam.ema_interval must be >= 1, got {ema_interval}')
         if head is None and cluster_head is None:
             raise ValueError('MultiSiam needs at least one of head (1-D branch) and cluster_head (2-D branch)')
         super().__init__(backbone=backbone, neck=neck, head=head, pretrained=pretrained,
@@ -83,7 +77,8 @@ class MultiSiam(BaseSelfSupervisor):
         self.cluster_head = None
         if cluster_head is not None:
             self.cluster_head = MODELS.build(dict(cluster_head, offset_channels=offset_channels(alignment)))
-        self.target_net = CosineEMA(nn.Sequential(self.backbone, self.neck), momentum=base_momentum)
+        self.target_net = CosineEMA(nn.Sequential(self.backbone, self.neck), momentum=base_momentum,
+                                    interval=ema_interval)
 
     def extract_feat(self, inputs: Tensor, data_samples: Optional[List[DataSample]] = None) -> Tuple[Tensor, ...]:
         """Backbone features of one batch of images (B, 3, H, W)."""
@@ -100,7 +95,8 @@ class MultiSiam(BaseSelfSupervisor):
         losses: Dict[str, Tensor] = {}
         pairs = ((0, 1), (1, 0))  # (online view, target view), symmetrised
         if self.head is not None:
-            l1d = sum(self.head.loss(online[a][0], target[b][0]) for a, b in pairs)
+            with torch.autocast(device_type=inputs[0].device.type, enabled=False):  # predictor + loss in float32
+                l1d = sum(self.head.loss(online[a][0].float(), target[b][0].float()) for a, b in pairs)
             losses['loss_1d'] = self.loss_lambda * l1d
         if self.cluster_head is not None:
             boxes, flips, sizes = view_geometry(data_samples, inputs[0].device)
@@ -112,9 +108,5 @@ class MultiSiam(BaseSelfSupervisor):
                 l2d = l2d + loss_ab
             losses['loss_2d'] = (1.0 - self.loss_lambda) * l2d
             losses.update(stats)
-        max_iters = MessageHub.get_current_instance().get_info('max_iters')
-        if max_iters:  # known inside a Runner (CosineEMA needs it too); absent when loss() is called on its own
-            step = int(self.target_net.steps) - 1  # the update just made (update 0 initialises: a plain copy)
-            tau = cosine_ema_tau(step, max_iters, self.target_net.momentum, self.target_net.end_momentum)
-            losses['ema_tau'] = torch.tensor(tau, device=inputs[0].device)
+        losses.update(ema_tau_log(self.target_net, inputs[0].device))
         return losses

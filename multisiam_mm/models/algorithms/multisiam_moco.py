@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from ..utils.alignment import align_pair
 from ..utils.attention import propagate
+from ..utils.ema import ema_tau_log
 from ..utils.kmeans import batched_kmeans, gather_assigned
 from .multisiam import view_geometry
 
@@ -131,4 +132,5 @@ class MultiSiamMoCo(BaseSelfSupervisor):
             keys_2d.append(nnf.normalize(G_t.mean(1), dim=1))
         self.queue_1d.push(torch.cat(keys_1d))
         self.queue_2d.push(torch.cat(keys_2d))
-        return dict(loss_1d=self.loss_lambda * l1d, loss_2d=(1.0 - self.loss_lambda) * l2d)
+        return dict(loss_1d=self.loss_lambda * l1d, loss_2d=(1.0 - self.loss_lambda) * l2d,
+                    **ema_tau_log(self.target_net, inputs[0].device))

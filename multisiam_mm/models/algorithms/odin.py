@@ -28,6 +28,7 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from torch import Tensor, nn
 
+from ..utils.ema import ema_tau_log
 from ..utils.geometry import map_masks_to_view
 from ..utils.kmeans import batched_kmeans
 from ..utils.mask_pooling import labels_to_masks, mask_pool
@@ -266,4 +267,5 @@ class Odin(BaseSelfSupervisor):
                    for a, b in ((0, 1), (1, 0)))  # eq. 4, symmetrised
         return dict(loss=loss,
                     objects_per_view=(valid[0].sum(1) + valid[1].sum(1)).float().mean() / 2,
-                    shared_objects=(valid[0] & valid[1]).sum(1).float().mean())
+                    shared_objects=(valid[0] & valid[1]).sum(1).float().mean(),
+                    **ema_tau_log(self.target_net, span.device))

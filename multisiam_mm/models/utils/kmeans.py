@@ -230,7 +230,13 @@ def batched_kmeans(x: Tensor,
         final centroid) and ``inertia (B,)`` float32 of that assignment.
     """
     _check_args(x, num_clusters, num_iters, metric, num_inits, select_after)
-    points = _prepare(x, metric)
+    with torch.autocast(device_type=x.device.type, enabled=False):  # float32 under AMP too (bf16 / fp16 Gram)
+        return _kmeans_fp32(_prepare(x, metric), num_clusters, num_iters, metric, num_inits, select_after)
+
+
+def _kmeans_fp32(points: Tensor, num_clusters: int, num_iters: int, metric: Metric, num_inits: int,
+                 select_after: int) -> KMeansResult:
+    """:func:`batched_kmeans` on prepared float32 points ``(B, N, D)``, autocast off."""
     gram = points @ points.transpose(1, 2)  # (B, N, N)
     dists = _gram_sq_dists(gram)
     start = _init_indices(dists, _seed_indices(dists, num_inits), num_clusters)  # (B, R, K)
@@ -248,7 +254,8 @@ def assign_to_centroids(x: Tensor, centroids: Tensor, metric: Metric = 'cosine')
 
     In cosine mode both points and centroids are L2-normalised first, so this is the highest cosine similarity.
     """
-    return _sq_dists(_prepare(x, metric), _prepare(centroids, metric)).argmin(-1)
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        return _sq_dists(_prepare(x, metric), _prepare(centroids, metric)).argmin(-1)
 
 
 def gather_assigned(centroids: Tensor, assignment: Tensor) -> Tensor:
