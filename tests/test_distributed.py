@@ -154,6 +154,23 @@ def sync_bn_layers(rank: int, world: int) -> dict:
                        **{f'bn2.{k}': v for k, v in bn2.state_dict().items()}})
 
 
+def odin_copy_mode_with_uneven_caches(rank: int, world: int) -> dict:
+    """Odin's cached ('copy') discovery when only the other process has images to segment: rank 0's cache already
+    holds its images, rank 1's does not. Rank 1's discovery network synchronises its BatchNorm, so rank 0 must join
+    those collectives (Odin.discover_masks does, with a discarded dummy image) or both processes hang."""
+    torch.manual_seed(0)
+    model = convert_any_device_sync_bn(MODELS.build(dict(tiny_config('odin'), discovery_update='copy')))
+    model.train()
+    batch = model.data_preprocessor(local_batch(global_batch('odin'), rank, world), True)
+    span, samples = batch['inputs'][2], batch['data_samples']
+    if rank == 0:
+        for ds in samples:
+            cached = torch.full((4, 4), 7, dtype=torch.uint8)
+            model._mask_cache[int(ds.sample_idx)] = (int(model.discovery_version), cached, torch.as_tensor(ds.span_box))
+    labels, _ = model.discover_masks(span, samples)
+    return dict(labels=labels)
+
+
 def main() -> None:
     """One worker process: ``python tests/test_distributed.py RANK WORLD PORT OUT_DIR`` (gloo over TCP)."""
     parser = argparse.ArgumentParser()
@@ -167,6 +184,7 @@ def main() -> None:
                                          world_size=args.world)
     results = dict(layers=sync_bn_layers(args.rank, args.world))
     results.update({name: first_step(name, args.rank, args.world) for name in NAMES})
+    results['odin_copy'] = odin_copy_mode_with_uneven_caches(args.rank, args.world)
     torch.save(results, osp.join(args.out_dir, f'rank{args.rank}.pt'))
     torch.distributed.destroy_process_group()
 
@@ -291,6 +309,12 @@ def test_first_step_in_two_processes_equals_one_process_with_the_global_batch(na
         assert_close_all(r['state'], ref['state'], f'rank {rank}: after the SGD step,', **TOL)
         assert_close_all(r['ema'], ref['ema'], f'rank {rank}: after the next EMA update,', **TOL)
     assert ref['ema'] or name == 'densesiam'  # DenseSiam has no EMA network
+
+
+def test_odin_cached_discovery_with_uneven_caches_does_not_hang(distributed_results):
+    cached, fresh = (r['odin_copy']['labels'] for r in distributed_results)
+    assert (cached == 7).all()  # rank 0 took its cache, and its dummy discovery did not overwrite it
+    assert fresh.shape == (GLOBAL_BATCH // WORLD, 4, 4) and fresh.max() < 4  # rank 1 segmented its images
 
 
 if __name__ == '__main__':

@@ -14,3 +14,6 @@ model = dict(
         predictor=dict(type='NonLinearNeck', in_channels=256, hid_channels=4096, out_channels=256, num_layers=2,
                        with_last_bn=False, with_avg_pool=False)),
 )
+# In distributed runs every BatchNorm of the necks and heads (and of the EMA target) becomes torch's SyncBN too, as
+# the backbone's, so the projector statistics are those of the global batch (the Runner converts only when distributed).
+sync_bn = 'torch'

@@ -18,3 +18,6 @@ model = dict(
         type='ClusterHead', in_channels=256, hid_channels=4096, out_channels=256, self_attention=True,
         residual=False, num_clusters=3, metric='cosine', kmeans_iters=10, target='centroid'),
 )
+# In distributed runs every BatchNorm of the necks and heads (and of the EMA target) becomes torch's SyncBN too, as
+# the backbone's, so the projector statistics are those of the global batch (the Runner converts only when distributed).
+sync_bn = 'torch'

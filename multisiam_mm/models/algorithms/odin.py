@@ -93,6 +93,15 @@ def project_cells(projector: MaskedMLP, h: Tensor) -> Tensor:
     return projector(h.permute(0, 2, 3, 1).flatten(0, 2)).unflatten(0, (B, H, W)).permute(0, 3, 1, 2)
 
 
+def any_process(flag: bool, device: torch.device) -> bool:
+    """``flag`` OR-ed over the processes of a distributed run (``flag`` itself in a single process)."""
+    if get_world_size() == 1:
+        return flag
+    votes = torch.tensor(int(flag), device=device)
+    all_reduce(votes, op='max')
+    return bool(votes)
+
+
 @MODELS.register_module()
 class Odin(BaseSelfSupervisor):
     """Odin: object discovery network + online / target object representation networks.
@@ -228,11 +237,14 @@ class Odin(BaseSelfSupervisor):
         keys = [int(ds.sample_idx) for ds in data_samples]
         version = int(self.discovery_version)
         stale = [i for i, key in enumerate(keys) if self._mask_cache.get(key, (None,))[0] != version]
+        anyone_stale = any_process(bool(stale), span.device)
         if stale:
             idx = torch.tensor(stale, device=span.device)
             labels = self.discover(span[idx]).to('cpu', torch.uint8)
             for i, lab, box in zip(stale, labels, span_box[idx].cpu()):
                 self._mask_cache[keys[i]] = (version, lab, box)
+        elif anyone_stale:  # another process discovers: join its synchronised BN calls (the result is discarded)
+            self.discover(span[:1])
         entries = [self._mask_cache[key] for key in keys]
         labels = torch.stack([e[1] for e in entries]).to(span.device).long()
         return labels, torch.stack([e[2] for e in entries]).to(span.device)
