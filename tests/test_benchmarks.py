@@ -15,10 +15,11 @@ def run_benchmark(script: str, *args: str) -> str:
 
 
 @pytest.mark.slow
-def test_step_time_prints_byol_and_multisiam_rows():
-    out = run_benchmark('step_time.py', '--depth', '18', '--batch', '2', '--size', '64', '--steps', '1',
-                        '--warmup', '0')
-    for row in ('| BYOL (mmpretrain) |', '| MultiSiam (offset + attention) |', '| MultiSiam (RoI) |'):
+def test_step_time_prints_a_row_for_every_method():
+    out = run_benchmark('step_time.py', '--depth', '18', '--batch', '2', '--size', '64', '--span-size', '128',
+                        '--steps', '1', '--warmup', '0')
+    for row in ('| BYOL (mmpretrain) |', '| MultiSiam (offset + attention) |', '| MultiSiam (RoI) |',
+                '| DenseSiam (RegionSim on) |', '| Odin (continuous discovery) |', '| Odin (cached masks) |'):
         assert row in out, out
 
 
