@@ -5,6 +5,10 @@ Examples:
   python tools/train.py CONFIG --resume                 # resume from the latest checkpoint in the work dir
   python tools/train.py CONFIG --resume PATH.pth        # resume from a given checkpoint
   torchrun --nproc_per_node 8 tools/train.py CONFIG --launcher pytorch
+  srun --ntasks 2 python -u tools/train.py CONFIG --launcher slurm
+
+Without CUDA, --launcher pytorch/slurm run on CPU: gloo process group, DDP without device ids
+(multisiam_mm/utils/dist_launch.py, docs/distributed.md).
 """
 import argparse
 import os
@@ -12,10 +16,13 @@ import os.path as osp
 import sys
 
 from mmengine.config import Config, DictAction
+from mmengine.device import get_device
+from mmengine.dist import get_dist_info
 from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without installing
 import multisiam_mm  # noqa: E402,F401  registers the components and the checkpoint safe-globals
+from multisiam_mm.utils.dist_launch import prepare_cpu_distributed  # noqa: E402
 
 
 def parse_args(argv: list = None) -> argparse.Namespace:
@@ -61,9 +68,16 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
 
 
 def main(argv: list = None) -> None:
+    """Parse the arguments, build the Runner (on CPU, distributed over gloo) and train."""
     args = parse_args(argv)
     cfg = merge_args(Config.fromfile(args.config), args)
+    if args.launcher in ('pytorch', 'slurm') and get_device() == 'cpu':
+        prepare_cpu_distributed(cfg)  # mmengine's init_dist and DDP wrapping assume an accelerator
     runner = Runner.from_cfg(cfg)
+    if args.launcher != 'none':
+        rank, world_size = get_dist_info()
+        print(f'multisiam_mm train: rank {rank} of {world_size} ({get_device()}), '
+              f'local rank {os.environ.get("LOCAL_RANK")}', flush=True)
     runner.train()
 
 
