@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Training on a Slurm cluster with srun (one task per GPU; nodes = ceil(GPUS / GPUS_PER_NODE)).
 #   tools/slurm_train.sh PARTITION JOB_NAME CONFIG [WORK_DIR] [train.py args...]
-# Environment: GPUS (default 8), GPUS_PER_NODE (default 8), CPUS_PER_TASK (default 5), SRUN_ARGS (extra srun flags).
+# Environment: GPUS (default 8), GPUS_PER_NODE (default 8), CPUS_PER_TASK (default 5), SRUN_ARGS (extra srun flags),
+# NO_GRES=1 (no --gres=gpu:N: CPU clusters; GPUS and GPUS_PER_NODE then count tasks, which train on CPU over gloo),
+# MASTER_PORT (rendezvous port on the first node, default 29500), PYTHON (interpreter, default python).
 set -euo pipefail
 if [ $# -lt 3 ]; then
   echo "usage: $0 PARTITION JOB_NAME CONFIG [WORK_DIR] [tools/train.py arguments...]" >&2
