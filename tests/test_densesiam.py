@@ -1,4 +1,5 @@
-"""DenseSiam: grid sampling (Sec. 3.2), losses (eqs. 1-6), stop-gradient, the RegionSim hook, configs, training."""
+"""DenseSiam: grid sampling (Sec. 3.2), losses (eqs. 1-6), stop-gradient, the RegionSim hook, configs, training; the
+FPN encoder option and the unsupervised semantic segmentation mode (Sec. 4, eq. 8) with Hungarian-matched mIoU."""
 import itertools
 import os.path as osp
 import shlex
@@ -21,15 +22,21 @@ from mmengine.config import Config
 from mmengine.dataset import default_collate
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
+from mmengine.structures import PixelData
 from mmpretrain.registry import DATASETS, MODELS
+from mmseg.structures import SegDataSample
+from torch import Tensor
 
 from multisiam_mm.engine.hooks.densesiam_region_hook import DenseSiamRegionSimHook, region_sim_start_iter
 from multisiam_mm.evaluation.hungarian_miou import HungarianMIoU, confusion_matrix, hungarian_miou
 from multisiam_mm.models.algorithms.densesiam import (
     PixSimHead,
     RegionSimHead,
+    auto_loss_weights,
+    class_balanced_cross_entropy,
     cross_entropy_similarity,
     negative_cosine,
+    pseudo_label_cross_entropy,
     region_contrast,
     region_embeddings,
     sample_grid,
@@ -40,6 +47,7 @@ from multisiam_mm.models.utils.geometry import cell_coords, grid_points_in_inter
 init_default_scope('mmpretrain')
 IN1K = osp.join(ROOT, 'configs', 'densesiam', 'densesiam_r50_8xb32-coslr-200e_in1k.py')
 WAYMO = osp.join(ROOT, 'configs', 'densesiam', 'densesiam_r50_8xb32-coslr-200e_waymo.py')
+USEG = osp.join(ROOT, 'configs', 'densesiam', 'densesiam-useg_r18_fpn_synthetic-streets.py')
 
 
 def tiny_densesiam(**kwargs) -> dict:
@@ -441,3 +449,249 @@ def test_hungarian_miou_metric_scores_a_relabelled_perfect_prediction_100():
     metric.process({}, [dict(pred_sem_seg=dict(data=perm[x]), gt_sem_seg=dict(data=x)) for x in gt])
     assert metric.compute_metrics(metric.results) == pytest.approx(
         dict(mIoU=100.0, aAcc=100.0, mIoU_st=100.0, mIoU_th=100.0))
+
+
+# ------------------------------------------------------------------------------------------------- FPN encoder
+
+FPN_ENCODER = dict(
+    backbone=dict(type='ResNet', depth=18, out_indices=(0, 1, 2, 3), norm_cfg=dict(type='BN')),
+    encoder_neck=dict(type='mmdet.FPN', in_channels=[64, 128, 256, 512], out_channels=32, num_outs=4))
+
+
+def tiny_densesiam_fpn(**kwargs) -> dict:
+    """tiny_densesiam with an FPN (32 channels) on the four ResNet-18 stages: a 64x64 view -> 16x16 dense map F,
+    2x2 C5 map for the global branch."""
+    cfg = tiny_densesiam(**FPN_ENCODER, **kwargs)
+    cfg['pix_head'] = dict(cfg['pix_head'], in_channels=32)
+    cfg['region_head'] = dict(cfg['region_head'], in_channels=32)
+    return cfg
+
+
+@pytest.mark.parametrize('global_region', ['image', 'intersection'])
+def test_fpn_encoder_feeds_pixsim_and_regionsim_and_the_global_branch_keeps_c5(global_region):
+    torch.manual_seed(0)
+    model = MODELS.build(tiny_densesiam_fpn(global_region=global_region))
+    model.use_region_sim = True
+    batch = model.data_preprocessor(random_pair_batch(), True)
+    C5, F = model.encode(batch['inputs'][0])
+    assert C5.shape == (4, 512, 2, 2) and F.shape == (4, 32, 16, 16)  # stride 32 and stride 4
+    losses = model(**batch, mode='loss')
+    assert set(losses) == {'loss_img', 'loss_pix', 'pix_z_std', 'loss_region'}
+    sum(v for k, v in losses.items() if 'loss' in k).backward()
+    used = (model.encoder_neck.lateral_convs[0], model.encoder_neck.fpn_convs[0], model.backbone.layer1,
+            model.backbone.layer4, model.neck, model.pix_head, model.region_head)
+    for part in used:
+        assert all(p.grad is not None for p in part.parameters()), type(part).__name__
+    assert model.encoder_neck.fpn_convs[3].conv.weight.grad is None  # coarser FPN outputs are not used
+
+
+def test_pixsim_grid_lands_on_the_same_original_coordinates_with_the_fpn_map():
+    """The model's grids (from the recorded view geometry) are resolution-independent: sampled from coordinate-encoding
+    maps at the FPN's 16x16 resolution of each view, both give the cell centres of the G x G grid over v ∩ v'."""
+    model = MODELS.build(tiny_densesiam_fpn())
+    batch = model.data_preprocessor(random_pair_batch(), False)
+    samples = batch['data_samples']
+    boxes = torch.stack([ds.view_boxes for ds in samples])  # (B, 2, 4)
+    flips = torch.stack([ds.view_flips for ds in samples])
+    grids = model._grids(samples, torch.device('cpu'))
+    expected = cell_coords(intersection_box(boxes[:, 0], boxes[:, 1]), 7, 7).flatten(2)
+    for i, view in enumerate(batch['inputs']):
+        H, W = model.encode(view)[1].shape[-2:]
+        coords = sample_grid(cell_coords(boxes[:, i], H, W, flips[:, i]), grids[i]).flatten(2)
+        torch.testing.assert_close(coords, expected)
+
+
+# ---------------------------------------------------------------------- unsupervised semantic segmentation (Sec. 4)
+
+def tiny_segmentor(**kwargs) -> dict:
+    """DenseSiamSegmentor on ResNet-18 + FPN (32 channels): C = 4 classes, K = 12 over-clustering pseudo-categories."""
+    return dict(dict(
+        type='DenseSiamSegmentor',
+        data_preprocessor=dict(type='SelfSupDataPreprocessor', mean=[123.675, 116.28, 103.53],
+                               std=[58.395, 57.12, 57.375], to_rgb=True),
+        **FPN_ENCODER,
+        pix_head=dict(type='PixSimHead', in_channels=32, hid_channels=32, out_channels=4, pred_hid_channels=16,
+                      similarity='cross_entropy'),
+        aux_head=dict(type='PixSimHead', in_channels=32, hid_channels=32, out_channels=12, pred_hid_channels=16,
+                      similarity='cross_entropy'),
+        region_head=dict(type='RegionSimHead', in_channels=32, hid_channels=32, out_channels=16, pred_hid_channels=8),
+    ), **kwargs)
+
+
+def test_class_balanced_cross_entropy_equals_a_per_class_reference():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 5, 9, generator=g)
+    target = torch.randint(0, 4, (2, 9), generator=g)  # class 4 never occurs
+    target[0, :6] = 1  # one frequent class
+    per_class = []
+    for k in range(5):
+        terms = [-torch.log_softmax(logits[b, :, i], 0)[k] for b in range(2) for i in range(9) if target[b, i] == k]
+        if terms:
+            per_class.append(torch.stack(terms).mean())
+    expected = torch.stack(per_class).mean()
+    torch.testing.assert_close(class_balanced_cross_entropy(logits, target), expected)
+    assert not torch.allclose(expected, nnf.cross_entropy(logits, target))  # differs from the plain mean
+    torch.testing.assert_close(pseudo_label_cross_entropy(logits, nnf.one_hot(target, 5).movedim(-1, 1).float()),
+                               expected)
+
+
+def test_auto_loss_weights_balance_the_log_number_of_categories():
+    lam_pix, lam_aux = auto_loss_weights(27, 128)  # COCO-Stuff's 27 classes, the authors' 128 aux categories
+    assert lam_pix + lam_aux == pytest.approx(1.0)
+    assert lam_pix == pytest.approx(np.log(128) / (np.log(27) + np.log(128))) and lam_aux < lam_pix
+    model = MODELS.build(tiny_segmentor())
+    assert (model.loss_pix_weight, model.loss_aux_weight) == pytest.approx(auto_loss_weights(4, 12))
+    assert MODELS.build(tiny_segmentor(aux_head=None)).loss_pix_weight == 1.0
+
+
+def class_map(coords: Tensor) -> Tensor:
+    """Toy ground truth of the 120x100 original image: 4 classes split at x = 52 and y = 47, (B, 2, ...) -> (B, ...)."""
+    return (coords[:, 0] > 52).long() + 2 * (coords[:, 1] > 47).long()
+
+
+def test_pseudo_labels_come_from_the_other_view_at_the_same_original_locations():
+    """Render each view's class scores from the toy ground truth at its own crop and flip; at the model's grid points
+    the other view's argmax is the class of the same original location (away from the class boundaries, where the
+    bilinear sampling blends), and L_ce is the class-balanced CE against exactly those labels."""
+    model = MODELS.build(tiny_segmentor())
+    samples = random_pair_batch()['data_samples']
+    boxes = torch.stack([ds.view_boxes for ds in samples])
+    flips = torch.stack([ds.view_flips for ds in samples])
+    grids = model._grids(samples, torch.device('cpu'))
+    z = [sample_grid(10. * nnf.one_hot(class_map(cell_coords(boxes[:, i], 32, 32, flips[:, i])), 4).movedim(-1, 1)
+                     .float(), grids[i]).flatten(2) for i in range(2)]  # (B, C, G²) per view
+    coords = cell_coords(intersection_box(boxes[:, 0], boxes[:, 1]), 7, 7).flatten(2)  # (B, 2, G²)
+    away = ((coords[:, 0] - 52).abs() > 3) & ((coords[:, 1] - 47).abs() > 3)
+    assert away.float().mean() > 0.7
+    for i in range(2):
+        assert torch.equal(z[i].argmax(1)[away], class_map(coords)[away])
+    g = torch.Generator().manual_seed(0)
+    z_a = torch.randn(z[0].shape, generator=g)
+    torch.testing.assert_close(pseudo_label_cross_entropy(z_a, z[1]), class_balanced_cross_entropy(
+        z_a, z[1].argmax(1)))
+
+
+def test_segmentor_losses_are_eq_8_with_the_other_views_pseudo_labels_and_the_aux_head():
+    torch.manual_seed(0)
+    model = MODELS.build(tiny_segmentor())
+    model.use_region_sim = True
+    batch = model.data_preprocessor(random_pair_batch(), True)
+    losses = model(**batch, mode='loss')
+    assert set(losses) == {'loss_pix', 'pix_z_std', 'loss_ce', 'loss_aux', 'loss_region'}
+    F = [model.encode(v)[1] for v in batch['inputs']]
+    grids = model._grids(batch['data_samples'], torch.device('cpu'))
+    (z_a, p_a), (z_b, p_b) = [model.pix_head(f, g) for f, g in zip(F, grids)]
+    assert z_a.shape == (4, 4, 49)  # C = 4 class scores at the 7 x 7 points
+    cross = 0.5 * (class_balanced_cross_entropy(z_a, z_b.argmax(1)) + class_balanced_cross_entropy(z_b, z_a.argmax(1)))
+    same = 0.5 * (class_balanced_cross_entropy(z_a, z_a.argmax(1)) + class_balanced_cross_entropy(z_b, z_b.argmax(1)))
+    torch.testing.assert_close(losses['loss_ce'], cross)
+    assert not torch.allclose(losses['loss_ce'], same)
+    (za_a, pa_a), (za_b, pa_b) = [model.aux_head(f, g) for f, g in zip(F, grids)]
+    assert za_a.shape == (4, 12, 49)
+    torch.testing.assert_close(losses['loss_aux'], model.loss_aux_weight * 0.5 * (
+        cross_entropy_similarity(pa_a, za_b) + cross_entropy_similarity(pa_b, za_a)))
+    torch.testing.assert_close(losses['loss_pix'], model.loss_pix_weight * 0.5 * (
+        cross_entropy_similarity(p_a, z_b) + cross_entropy_similarity(p_b, z_a)))
+    sum(v for k, v in losses.items() if 'loss' in k).backward()
+    for part in (model.aux_head, model.pix_head, model.region_head, model.encoder_neck.lateral_convs[0]):
+        assert all(p.grad is not None for p in part.parameters()), type(part).__name__
+    assert not hasattr(model, 'head') or model.head is None  # no global branch in eq. 8
+
+
+def test_segmentor_validates_its_config():
+    with pytest.raises(ValueError, match='cross_entropy'):
+        MODELS.build(tiny_segmentor(pix_head=dict(type='PixSimHead', in_channels=32, out_channels=4)))
+    with pytest.raises(ValueError, match='more outputs'):
+        MODELS.build(tiny_segmentor(aux_head=dict(type='PixSimHead', in_channels=32, out_channels=4,
+                                                  similarity='cross_entropy')))
+
+
+def toy_seg_sample(gt: Tensor) -> SegDataSample:
+    ds = SegDataSample(metainfo=dict(ori_shape=tuple(gt.shape)))
+    ds.gt_sem_seg = PixelData(data=gt[None])
+    return ds
+
+
+def test_predict_and_metric_give_the_hand_computed_hungarian_miou_on_a_toy_example(monkeypatch):
+    """gt 0 0 0 0 1 1 1 1, predicted ids 1 1 1 0 0 0 0 0: ids 1 -> class 0 (3 px), 0 -> class 1 (4 px);
+    IoU_0 = 3 / (3 + 1 FN) = 0.75, IoU_1 = 4 / (4 + 1 FP) = 0.8: mIoU 77.5, matched accuracy 7/8."""
+    model = MODELS.build(tiny_segmentor()).eval()
+    pred = torch.tensor([[1, 1, 1, 0], [0, 0, 0, 0]])
+    scores = nnf.one_hot(pred, 4).movedim(-1, 0).float()[None]  # (1, C, 2, 4): the projector output
+    monkeypatch.setattr(model, 'segment', lambda inputs: scores)
+    sample = toy_seg_sample(torch.tensor([[0, 0, 0, 0], [1, 1, 1, 1]]))
+    out = model(torch.zeros(1, 3, 2, 4), [sample], mode='predict')
+    assert torch.equal(out[0].pred_sem_seg.data, pred[None])
+    metric = HungarianMIoU(num_classes=2, num_preds=4)
+    metric.process({}, [o.to_dict() for o in out])
+    assert metric.compute_metrics(metric.results) == pytest.approx(dict(mIoU=77.5, aAcc=87.5))
+
+
+def brute_force_miou(pred: Tensor, gt: Tensor, num_classes: int, num_preds: int) -> float:
+    """mIoU (%) after the one-to-one class <- id assignment with most matched pixels, by enumeration; classes with no
+    pixel in the ground truth nor in their matched prediction are skipped."""
+    conf = confusion_matrix(pred, gt, num_preds, num_classes)
+    best = max(itertools.permutations(range(num_classes), num_preds),
+               key=lambda cls: sum(conf[c, k].item() for k, c in enumerate(cls)))
+    ious = []
+    for c in range(num_classes):
+        k = best.index(c) if c in best else None
+        tp = conf[c, k].item() if k is not None else 0
+        union = conf[c].sum().item() + (conf[:, k].sum().item() if k is not None else 0) - tp
+        if union:
+            ious.append(tp / union)
+    return 100 * sum(ious) / len(ious)
+
+
+@pytest.mark.slow
+def test_segmentor_predicts_label_maps_that_the_hungarian_metric_scores(tiny_streets):
+    """Val images and label maps through mmseg's folder dataset, the model's predict mode and HungarianMIoU."""
+    torch.manual_seed(0)
+    cfg = Config.fromfile(USEG)
+    dataset = DATASETS.build(dict(cfg.val_dataloader.dataset, data_root=tiny_streets))
+    batch = default_collate([dataset[i] for i in range(len(dataset))])
+    model = MODELS.build(tiny_segmentor()).eval()
+    out = model.val_step(batch)
+    gts = torch.stack([o.gt_sem_seg.data for o in out])
+    preds = torch.stack([o.pred_sem_seg.data for o in out])
+    assert preds.shape == gts.shape == (4, 1, 64, 96) and 0 <= preds.min() and preds.max() < 4
+    metric = HungarianMIoU(num_classes=8, num_preds=4, stuff_classes=[0, 1, 2, 3, 4, 5], thing_classes=[6, 7])
+    metric.process(batch, [o.to_dict() for o in out])
+    scores = metric.compute_metrics(metric.results)
+    assert 0 <= scores['mIoU'] <= 100 and {'mIoU_st', 'mIoU_th', 'aAcc'} <= set(scores)
+    assert scores['mIoU'] == pytest.approx(brute_force_miou(preds, gts, 8, 4))
+
+
+@pytest.mark.slow
+def test_segmentor_training_on_synthetic_scenes_decreases_the_loss(tiny_streets):
+    torch.manual_seed(0)
+    np.random.seed(0)
+    model = MODELS.build(tiny_segmentor())
+    model.use_region_sim = True
+    dataset = DATASETS.build(dict(type='UnlabeledImageDataset', data_root=tiny_streets, ann_file='train.txt',
+                                  pipeline=tiny_pipeline()))
+    batches = [default_collate([dataset[i] for i in range(j, j + 8)]) for j in (0, 8)]
+    optim = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4)
+    totals = []
+    for it in range(24):
+        losses = model(**model.data_preprocessor(batches[it % 2], True), mode='loss')
+        loss = sum(v for k, v in losses.items() if 'loss' in k)
+        assert torch.isfinite(loss) and 'loss_aux' in losses
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+        totals.append(loss.item())
+    assert sum(totals[-4:]) / 4 < sum(totals[:4]) / 4 - 0.05, totals
+
+
+def test_segmentation_config_is_the_sec_4_setting():
+    cfg = Config.fromfile(USEG)
+    build_parts(cfg)
+    m = cfg.model
+    assert m.type == 'DenseSiamSegmentor' and m.encoder_neck.type == 'mmdet.FPN'
+    assert tuple(m.backbone.out_indices) == (0, 1, 2, 3) and m.backbone.depth == 18
+    assert m.pix_head.similarity == m.aux_head.similarity == 'cross_entropy'
+    assert m.pix_head.out_channels == cfg.num_classes == 8 < m.aux_head.out_channels
+    assert (m.loss_pix_weight, m.loss_ce_weight, m.loss_aux_weight, m.loss_region_weight) == ('auto', 1.0, 'auto', 0.1)
+    assert cfg.val_evaluator.type == 'HungarianMIoU' and cfg.val_evaluator.num_classes == 8
+    assert cfg.param_scheduler[0].type == 'ConstantLR'
