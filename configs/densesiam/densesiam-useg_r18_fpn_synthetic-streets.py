@@ -9,7 +9,7 @@
 # pre-training lr (0.05 x 256 / 256), weight decay 1e-4, momentum 0.9, constant lr, 10 epochs, PiCIE's augmentations
 # (appendix A: jitter 0.3/0.3/0.3/0.1 with p 0.8, grayscale p 0.2, blur p 0.5, crop scale [0.5, 1], flip). Here the
 # backbone starts from scratch (no download); for the paper's start add
-#   'model.backbone.init_cfg=dict(type=Pretrained,checkpoint=torchvision://resnet18)'
+#   --cfg-options model.backbone.init_cfg.type=Pretrained model.backbone.init_cfg.checkpoint=torchvision://resnet18
 # Data: python tools/gen_synthetic_streets.py --out data/synthetic_streets
 #   python tools/train.py configs/densesiam/densesiam-useg_r18_fpn_synthetic-streets.py
 _base_ = ['../_base_/default_runtime.py']
