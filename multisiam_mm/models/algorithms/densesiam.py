@@ -313,14 +313,15 @@ class DenseSiam(BaseSelfSupervisor):
 
     def loss(self, inputs: List[Tensor], data_samples: List[DataSample], **kwargs) -> Dict[str, Tensor]:
         """inputs: [v (B, 3, S, S), v' (B, 3, S, S)]; data_samples carry the view geometry (IoUPairCrop)."""
-        (C5_a, F_a), (C5_b, F_b) = [self.encode(v) for v in check_two_views(inputs)]
+        (C5_a, F_a), (C5_b, F_b) = [self.encode(v) for v in check_two_views(inputs)]  # C5 and F per view
         grids = None
         if self.pix_head is not None or self.global_region == 'intersection':
             grids = self._grids(data_samples, inputs[0].device)
         losses = {}
         if self.with_neck:
-            C5 = (C5_a, C5_b) if self.global_region == 'image' else [sample_grid(c, g) for c, g in zip((C5_a, C5_b),
-                                                                                                        grids)]
+            C5 = (C5_a, C5_b)
+            if self.global_region == 'intersection':
+                C5 = [sample_grid(c, g) for c, g in zip(C5, grids)]  # (B, C5, 1, G²) per view
             z_img = [self.neck((x,))[0] for x in C5]  # pooled by the neck
             losses['loss_img'] = 0.5 * (self.head.loss(z_img[0], z_img[1]) + self.head.loss(z_img[1], z_img[0]))
         if self.pix_head is None:
