@@ -177,6 +177,7 @@ def run_pretrain(args: argparse.Namespace, arm: str, seed: int, image_list: str)
     out = osp.join(stage_dir(args.work_dir, arm, seed), 'pretrain')
     os.makedirs(out, exist_ok=True)
     options = {'train_dataloader.dataset.ann_file': image_list, 'train_dataloader.num_workers': str(args.workers),
+               'train_dataloader.persistent_workers': str(args.workers > 0),
                'train_cfg.max_iters': str(n), 'param_scheduler.0.end': str(warmup),
                'param_scheduler.1.begin': str(warmup), 'param_scheduler.1.T_max': str(n - warmup),
                'param_scheduler.1.end': str(n), 'randomness.seed': str(seed),
