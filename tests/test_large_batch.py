@@ -5,10 +5,11 @@ import copy
 
 import pytest
 import torch
-from conftest import random_pair_batch, set_schedule, tiny_model
+from conftest import random_pair_batch, set_schedule, tiny_model, tiny_runner_cfg
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
+from mmengine.runner import Runner
 from mmpretrain.registry import MODELS
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -113,3 +114,13 @@ def test_channels_last_gives_the_same_losses():
     losses = model_cl(**data_cl, mode='loss')
     for name in ('loss_1d', 'loss_2d'):
         torch.testing.assert_close(losses[name], reference[name], rtol=1e-4, atol=1e-5)
+
+
+def test_channels_last_hook_trains_in_nhwc(tiny_streets, tmp_path):
+    cfg = dict(tiny_runner_cfg(tiny_streets, str(tmp_path), max_iters=1, ckpt_interval=1),
+               custom_hooks=[dict(type='ChannelsLastHook')])
+    runner = Runner.from_cfg(Config(cfg))
+    runner.train()
+    weight = runner.model.backbone.conv1.weight
+    assert weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
+    assert runner.iter == 1
