@@ -150,6 +150,7 @@ def run_logged(cmd: List[str], log_path: str, tag: str, progress_marks: Sequence
                                 bufsize=1)
         for line in proc.stdout:
             log.write(line)
+            log.flush()  # the log can be followed (tail -f) while the stage runs
             if any(mark in line for mark in progress_marks):
                 print(f'    {tag} {line.strip()[-150:]}', flush=True)
         code = proc.wait()
