@@ -5,18 +5,6 @@
 # at every start: for the full set, write a list file once and point ann_file at it (docs/data_ingestion.md), e.g.
 #   cd data/soda10m && find SSLAD-2D/unlabeled -type f -iname '*.jpg' | sort > unlabeled.txt
 #   train_dataloader = dict(dataset=dict(data_prefix='', ann_file='unlabeled.txt'))
-_base_ = ['pair_pipeline.py']
-train_dataloader = dict(
-    batch_size=128,
-    num_workers=8,
-    persistent_workers=True,
-    pin_memory=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    collate_fn=dict(type='default_collate'),
-    dataset=dict(
-        type='UnlabeledImageDataset',
-        data_root='data/soda10m',
-        data_prefix='SSLAD-2D/unlabeled',
-        pipeline={{_base_.pair_pipeline}},
-    ),
-)
+# The loader (128 images per GPU, 8 workers, pair pipeline) is the Waymo one; only the image source differs.
+_base_ = ['waymo_front_pairs.py']
+train_dataloader = dict(dataset=dict(data_root='data/soda10m', data_prefix='SSLAD-2D/unlabeled', ann_file=''))
