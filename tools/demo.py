@@ -6,11 +6,10 @@ Prints mmengine's progress lines (iteration, ETA, losses, k-means statistics) wh
 loss at the start and at the end and the path of the final checkpoint.
 """
 import argparse
-import json
 import os.path as osp
 import sys
 import time
-from typing import List, Optional, Tuple
+from typing import List, Optional
 
 from mmengine.config import Config
 from mmengine.runner import Runner
@@ -19,6 +18,7 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 import multisiam_mm  # noqa: E402,F401
 from multisiam_mm.datasets import write_synthetic_dataset  # noqa: E402
+from multisiam_mm.utils.scalars import loss_curve  # noqa: E402
 
 DEFAULT_CONFIG = osp.join(ROOT, 'configs', 'demo', 'multisiam_synthetic_demo.py')
 
@@ -33,18 +33,6 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--max-iters', type=int, default=None, help='override the number of iterations')
     parser.add_argument('--resume', action='store_true', help='resume from the latest checkpoint in --work-dir')
     return parser.parse_args(argv)
-
-
-def loss_curve(log_dir: str) -> List[Tuple[int, float]]:
-    """(iteration, total loss) pairs from mmengine's scalars.json of one run."""
-    path = osp.join(log_dir, 'vis_data', 'scalars.json')
-    curve = []
-    with open(path) as f:
-        for line in f:
-            rec = json.loads(line)
-            if 'loss' in rec:
-                curve.append((int(rec['iter']), float(rec['loss'])))
-    return curve
 
 
 def main(argv: Optional[List[str]] = None) -> str:

@@ -41,6 +41,8 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from arms import ARMS  # noqa: E402
 from report import write_report  # noqa: E402
 
+from multisiam_mm.utils.scalars import loss_curve  # noqa: E402
+
 STAGES = ('pretrain', 'linear', 'finetune', 'abo')
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
 # Seconds per unit of work before this run has measured any (2 CPU cores): used for the first ETA only.
@@ -161,13 +163,10 @@ def run_logged(cmd: List[str], log_path: str, tag: str, progress_marks: Sequence
 
 
 def last_losses(log_dir_root: str) -> Dict[str, float]:
-    """First and last logged total loss of an mmengine run (its newest vis_data/scalars.json)."""
+    """First and last logged total loss of an mmengine work dir, over all its runs (a resumed run has several)."""
     runs = sorted(d for d in os.listdir(log_dir_root) if osp.isfile(osp.join(log_dir_root, d, 'vis_data',
                                                                                  'scalars.json')))
-    losses = []
-    for run in runs:
-        with open(osp.join(log_dir_root, run, 'vis_data', 'scalars.json')) as f:
-            losses += [json.loads(line)['loss'] for line in f if '"loss"' in line]
+    losses = [loss for run in runs for _, loss in loss_curve(osp.join(log_dir_root, run))]
     return dict(first_loss=losses[0], last_loss=losses[-1]) if losses else {}
 
 
