@@ -13,6 +13,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck disable=SC1091
 source "$ROOT/requirements/stack.env"
 VENV="${VENV:-$ROOT/.venv}"
+# Absolute, because the mmcv build step runs in another directory (a relative VENV from the Makefile broke it).
+case "$VENV" in /*) ;; *) VENV="$PWD/$VENV" ;; esac
 CACHE="${MULTISIAM_CACHE:-$HOME/.cache/multisiam_mm}"
 PY="$VENV/bin/python"
 STEP="start"
