@@ -135,9 +135,18 @@ def test_more_runs_and_iterations_lower_the_inertia() -> None:
     one_run = inertia(num_inits=1)
     all_runs = inertia(num_inits=8, select_after=10)  # best of 8 full runs, run 0 being the single run above
     assert (all_runs <= one_run * (1 + 1e-6)).all()
-    default = inertia()  # 8 runs, the best after 3 iterations goes on
+    default = inertia()  # 6 runs, the best after 2 iterations goes on
     assert default.mean() < 0.995 * one_run.mean()
     assert default.mean() < 0.95 * inertia(num_iters=0).mean()
+
+
+@pytest.mark.parametrize('metric', ['euclidean', 'cosine'])
+@pytest.mark.parametrize('data', sorted(DATA))
+def test_default_iterations_have_converged(data: str, metric: str) -> None:
+    """The default iteration count (6) gives the partition that 30 iterations give (Lloyd has converged)."""
+    x = DATA[data]()
+    converged = batched_kmeans(x, K, metric=metric, num_iters=30).assignment
+    assert torch.equal(batched_kmeans(x, K, metric=metric).assignment, converged)
 
 
 @pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])

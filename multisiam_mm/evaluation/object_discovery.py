@@ -36,8 +36,9 @@ def kmeans_proposals(features: Tensor, ks: Sequence[int] = DEFAULT_KS, num_iters
     """
     B, _, h, w = features.shape
     x = F.normalize(features.flatten(2).transpose(1, 2).float(), dim=-1)  # (B, h*w, D)
-    runs = [batched_kmeans(x, k, num_iters=num_iters, metric='euclidean', num_inits=num_inits).assignment
-            for k in ks]
+    # Runs compared after 3 iterations: K up to 128 on hundreds of cells settles later than K = 3 on 7x7 maps.
+    runs = [batched_kmeans(x, k, num_iters=num_iters, metric='euclidean', num_inits=num_inits,
+                           select_after=3).assignment for k in ks]
     return torch.stack(runs, dim=1).view(B, len(ks), h, w)
 
 

@@ -80,7 +80,7 @@ class MultiSiamMoCo(BaseSelfSupervisor):
     """
 
     def __init__(self, backbone: dict, neck: dict, queue_len: int = 65536, temperature: float = 0.2,
-                 momentum: float = 0.001, num_clusters: int = 3, metric: str = 'cosine', kmeans_iters: int = 10,
+                 momentum: float = 0.001, num_clusters: int = 3, metric: str = 'cosine', kmeans_iters: int = 6,
                  self_attention: bool = True, residual: bool = False, loss_lambda: float = 0.5,
                  pretrained: Optional[str] = None, data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None):

@@ -58,7 +58,7 @@ class ClusterHead(BaseModule):
 
     def __init__(self, in_channels: int = 256, hid_channels: int = 4096, out_channels: int = 256,
                  offset_channels: int = 0, self_attention: bool = True, residual: bool = False,
-                 num_clusters: int = 3, metric: str = 'cosine', kmeans_iters: int = 10, target: str = 'centroid',
+                 num_clusters: int = 3, metric: str = 'cosine', kmeans_iters: int = 6, target: str = 'centroid',
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg)
         if target not in TARGETS:
