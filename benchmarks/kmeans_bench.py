@@ -4,8 +4,9 @@ B independent problems of N points in D dimensions (default: 256 images of 7x7 c
 clustered by each method; the table gives the time per batch and the mean per-image inertia. Every inertia is
 recomputed the same way from the method's labels (cluster means, L2-normalised in cosine mode, on the same
 normalised features), so the column compares partitions, not each library's own bookkeeping. scikit-learn runs one
-KMeans per image (n_init=10, its default, and n_init=1; lloyd, random_state=0) on the features (L2-normalised in
-cosine mode). fast-pytorch-kmeans runs one MultiKMeans on the whole batch (its defaults: random init, up to 100
+KMeans per image (n_init=10, the best-of-10 reference of the quality test, and n_init=1, what its default
+n_init='auto' means with k-means++ init; lloyd, random_state=0) on the features (L2-normalised in cosine mode).
+fast-pytorch-kmeans runs one MultiKMeans on the whole batch (its defaults: random init, up to 100
 iterations, stops when the centroids move less than tol=1e-4).
 The torch rows are interleaved over --repeats rounds (median shown) so that drift in machine speed hits all alike;
 scikit-learn loops run once.
