@@ -12,6 +12,7 @@ The torch rows are interleaved over --repeats rounds (median shown) so that drif
 scikit-learn loops run once.
 
     python benchmarks/kmeans_bench.py [--metric euclidean|cosine] [--data relu|gaussian|blobs] [--compile]
+                                      [--threads N] [--device cpu|cuda]
 """
 import argparse
 import os
@@ -36,6 +37,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--metric', choices=('euclidean', 'cosine'), default='euclidean')
     parser.add_argument('--data', choices=('relu', 'gaussian', 'blobs'), default='relu',
                         help='relu: smooth non-negative feature maps; gaussian: unclustered; blobs: 2-5 clusters')
+    parser.add_argument('--device', default='cpu',
+                        help='device of the torch rows (e.g. cuda); scikit-learn always runs on the CPU')
     parser.add_argument('--threads', type=int, default=1,
                         help='torch and BLAS/OpenMP threads (1 is robust on a machine shared with other jobs)')
     parser.add_argument('--repeats', type=int, default=30, help='timed rounds of the torch rows')
@@ -84,15 +87,22 @@ def fast_pytorch_kmeans_fn(clusters: int, metric: str) -> Callable[[torch.Tensor
     return lambda x: MultiKMeans(clusters, mode=metric).fit_predict(x)
 
 
-def time_interleaved(fns: Dict[str, Callable[[], torch.Tensor]], repeats: int) -> Dict[str, List[float]]:
-    """Seconds of each call over ``repeats`` rounds, each round calling every function once, after a warm-up."""
+def time_interleaved(fns: Dict[str, Callable[[], torch.Tensor]], repeats: int,
+                     device: torch.device) -> Dict[str, List[float]]:
+    """Seconds of each call over ``repeats`` rounds, each round calling every function once, after a warm-up.
+
+    On a GPU each call is timed up to the end of its kernels (synchronised before and after).
+    """
+    sync = torch.cuda.synchronize if device.type == 'cuda' else (lambda: None)
     times: Dict[str, List[float]] = {name: [] for name in fns}
     for fn in fns.values():
         fn()
     for _ in range(repeats):
         for name, fn in fns.items():
+            sync()
             start = time.perf_counter()
             fn()
+            sync()
             times[name].append(time.perf_counter() - start)
     return times
 
@@ -101,31 +111,34 @@ def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)  # fast-pytorch-kmeans draws its initial centroids from the global generator
+    device = torch.device(args.device)
     x = make_data(args.data, args.batch, args.points, args.dim, args.seed)
     features = F.normalize(x, dim=-1) if args.metric == 'cosine' else x
+    x_dev, features_dev = x.to(device), features.to(device)
     k = args.clusters
 
     torch_fns: Dict[str, Callable[[], torch.Tensor]] = {
-        'batched_kmeans (eager, defaults)': lambda: batched_kmeans(x, k, metric=args.metric).assignment,
-        'batched_kmeans (eager, num_inits=1)': lambda: batched_kmeans(x, k, metric=args.metric,
+        'batched_kmeans (eager, defaults)': lambda: batched_kmeans(x_dev, k, metric=args.metric).assignment,
+        'batched_kmeans (eager, num_inits=1)': lambda: batched_kmeans(x_dev, k, metric=args.metric,
                                                                        num_inits=1).assignment,
         'batched_kmeans (eager, 8 runs, 3 of 10 iterations)': lambda: batched_kmeans(
-            x, k, metric=args.metric, num_inits=8, select_after=3, num_iters=10).assignment,
+            x_dev, k, metric=args.metric, num_inits=8, select_after=3, num_iters=10).assignment,
     }
     if args.compile:
         compiled = torch.compile(batched_kmeans, fullgraph=True, dynamic=False)
-        torch_fns['batched_kmeans (torch.compile, defaults)'] = lambda: compiled(x, k, metric=args.metric).assignment
+        torch_fns['batched_kmeans (torch.compile, defaults)'] = lambda: compiled(
+            x_dev, k, metric=args.metric).assignment
     unavailable: Dict[str, str] = {}
     library = 'fast-pytorch-kmeans MultiKMeans'
     try:
         fpk = fast_pytorch_kmeans_fn(k, args.metric)
-        fpk(features)  # fails here if it does not run
-        torch_fns[library] = lambda: fpk(features)
+        fpk(features_dev)  # fails here if it does not run
+        torch_fns[library] = lambda: fpk(features_dev)
     except Exception as exc:  # any failure (import or run) makes the row unavailable, with the reason
         unavailable[library] = f'{type(exc).__name__}: {exc}'.splitlines()[0]
 
-    times = {name: statistics.median(ts) for name, ts in time_interleaved(torch_fns, args.repeats).items()}
-    labels = {name: fn() for name, fn in torch_fns.items()}
+    times = {name: statistics.median(ts) for name, ts in time_interleaved(torch_fns, args.repeats, device).items()}
+    labels = {name: fn().cpu() for name, fn in torch_fns.items()}
     for n_init in (10, 1):
         name = f'scikit-learn KMeans(n_init={n_init}), per-image loop'
         start = time.perf_counter()
@@ -136,7 +149,8 @@ def main() -> None:
     reference = inertia['scikit-learn KMeans(n_init=10), per-image loop']
     ours = times['batched_kmeans (eager, defaults)']
     print(f'B={args.batch} problems of N={args.points} points, D={args.dim}, K={k}, metric={args.metric}, '
-          f'data={args.data}, torch {torch.__version__}, torch threads={args.threads} of {os.cpu_count()} CPUs\n')
+          f'data={args.data}, torch {torch.__version__}, torch rows on {device}, torch threads={args.threads} of '
+          f'{os.cpu_count()} CPUs\n')
     print('| method | time per batch (ms) | batched_kmeans (defaults) speedup | mean inertia | vs sklearn n_init=10 |')
     print('|---|---:|---:|---:|---:|')
     for name in sorted(times, key=times.get):
