@@ -20,8 +20,8 @@ from multisiam_mm.engine.hooks import PairCropStatsHook
 from multisiam_mm.models.utils.ema import cosine_ema_tau
 
 
-def _sample(candidates: int, fallback: bool) -> DataSample:
-    return DataSample(metainfo=dict(pair_candidates=candidates, pair_fallback=fallback))
+def _sample(candidates: int, passing: int, fallback: bool) -> DataSample:
+    return DataSample(metainfo=dict(pair_candidates=candidates, pair_passing=passing, pair_fallback=fallback))
 
 
 @pytest.mark.parametrize('iou_thr, max_rounds', [(0.5, 64), (0.999, 1)])
@@ -30,10 +30,13 @@ def test_transform_records_per_sample_stats_and_the_packer_carries_them(iou_thr,
     crop = IoUPairCrop(size=16, iou_thr=iou_thr, max_rounds=max_rounds, candidates_per_round=4)
     results = crop(dict(img=np.random.randint(0, 255, (48, 64, 3), dtype=np.uint8)))
     assert results['pair_candidates'] == crop.stats.candidates >= 1
+    assert results['pair_passing'] == crop.stats.passing
+    assert (results['pair_passing'] == 0) == (max_rounds == 1)  # none of the 4 draws has IoU > 0.999
     assert results['pair_fallback'] == bool(crop.stats.fallbacks)
     assert results['pair_fallback'] == (max_rounds == 1)  # IoU > 0.999 needs identical boxes: 4 draws miss
     sample = PackPairInputs()(results)['data_samples']
     assert sample.pair_candidates == results['pair_candidates'] and sample.pair_fallback == results['pair_fallback']
+    assert sample.pair_passing == results['pair_passing']
 
 
 def test_odin_spanning_view_carries_the_stats():
@@ -41,15 +44,15 @@ def test_odin_spanning_view_carries_the_stats():
     view = OdinSpanningView(pair_crop=dict(type='IoUPairCrop', size=16, iou_thr=0.), size=24)
     results = view(dict(img=np.random.randint(0, 255, (48, 64, 3), dtype=np.uint8)))
     sample = PackOdinInputs()(results)['data_samples']
-    assert sample.pair_candidates == 1 and sample.pair_fallback is False
+    assert sample.pair_candidates == sample.pair_passing == 1 and sample.pair_fallback is False
 
 
 def test_hook_logs_acceptance_and_fallbacks_of_the_batch():
     hub = MessageHub.get_instance('test_paircrop_stats_hook')
     runner = SimpleNamespace(message_hub=hub)
-    batch = dict(data_samples=[_sample(1, False), _sample(3, False), _sample(4, True), DataSample()])
+    batch = dict(data_samples=[_sample(16, 5, False), _sample(16, 1, False), _sample(32, 0, True), DataSample()])
     PairCropStatsHook().after_train_iter(runner, 0, batch)
-    assert hub.get_scalar('train/paircrop_acceptance').current() == pytest.approx(3 / 8)
+    assert hub.get_scalar('train/paircrop_acceptance').current() == pytest.approx(6 / 64)
     assert hub.get_scalar('train/paircrop_fallbacks').current() == 1
     PairCropStatsHook().after_train_iter(runner, 1, dict(data_samples=[DataSample()]))  # no stats: skipped
     assert len(hub.get_scalar('train/paircrop_acceptance').data[0]) == 1

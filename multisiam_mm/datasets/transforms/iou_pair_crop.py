@@ -186,8 +186,9 @@ class IoUPairCrop(BaseTransform):
 
     **Added keys:** ``view_boxes`` float32 (2, 4) crop boxes (x1, y1, x2, y2) in original pixels (see
     multisiam_mm.models.utils.geometry for the convention); ``view_flips`` bool (2,) horizontal flips;
-    ``pair_candidates`` int, candidate pairs drawn for this sample, and ``pair_fallback`` bool, whether its pair came
-    from the max_rounds fallback (per-sample statistics, which reach the main process through the data, unlike
+    ``pair_candidates`` int, candidate pairs drawn for this sample, ``pair_passing`` int, how many of them had
+    IoU > iou_thr, and ``pair_fallback`` bool, whether its pair came from the max_rounds fallback (per-sample
+    statistics, which reach the main process through the data, unlike
     :attr:`stats`; PackPairInputs keeps them as metainfo and PairCropStatsHook logs them); ``decode_factor`` int,
     the DCT scale 1/f the views were cut at (1 for an array input).
 
@@ -274,6 +275,7 @@ class IoUPairCrop(BaseTransform):
         results['ori_shape'] = img_hw
         results['img_shape'] = (self.size, self.size)
         results['pair_candidates'] = stats.candidates
+        results['pair_passing'] = stats.passing
         results['pair_fallback'] = bool(stats.fallbacks)
         return results
 

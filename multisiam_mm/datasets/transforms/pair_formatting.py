@@ -69,13 +69,14 @@ class PackPairInputs(BaseTransform):
     (2, 4) crop boxes in original pixels and ``view_flips`` bool (2,); and ``meta_keys`` (``ori_shape`` included) as
     metainfo. After collation (mmengine ``pseudo_collate`` or ``default_collate``) ``data_samples`` is a list, so an
     algorithm reads ``torch.stack([ds.view_boxes for ds in data_samples])`` -> (B, 2, 4), likewise ``view_flips``
-    -> (B, 2), and ``ds.ori_shape`` -> (H, W). IoUPairCrop's per-sample ``pair_candidates`` and ``pair_fallback``
-    are default meta keys too (read by PairCropStatsHook); keys missing from ``results`` are skipped.
+    -> (B, 2), and ``ds.ori_shape`` -> (H, W). IoUPairCrop's per-sample ``pair_candidates``, ``pair_passing`` and
+    ``pair_fallback`` are default meta keys too (read by PairCropStatsHook); keys missing from ``results`` are skipped.
 
     **Required keys:** ``img`` (list of 2 arrays), ``view_boxes``, ``view_flips``, ``ori_shape``.
     """
 
-    DEFAULT_META_KEYS = ('sample_idx', 'img_path', 'ori_shape', 'img_shape', 'pair_candidates', 'pair_fallback')
+    DEFAULT_META_KEYS = ('sample_idx', 'img_path', 'ori_shape', 'img_shape', 'pair_candidates', 'pair_passing',
+                         'pair_fallback')
 
     def __init__(self, meta_keys: Sequence[str] = DEFAULT_META_KEYS) -> None:
         self.meta_keys = tuple(meta_keys)

@@ -2,7 +2,8 @@
 
 IoUPairCrop's :attr:`~multisiam_mm.datasets.IoUPairCrop.stats` live in the data-loader worker processes, out of the
 runner's reach. So the transform records per-sample statistics in the data (``pair_candidates``: candidate pairs
-drawn for the sample; ``pair_fallback``: its pair came from the max_rounds fallback), PackPairInputs keeps them as
+drawn for the sample; ``pair_passing``: how many of them had IoU > iou_thr; ``pair_fallback``: its pair came from
+the max_rounds fallback), PackPairInputs keeps them as
 DataSample metainfo, and this hook reads them from ``data_batch['data_samples']`` after each training iteration.
 """
 from typing import Optional, Sequence, Tuple
@@ -14,16 +15,18 @@ from mmpretrain.registry import HOOKS
 def pair_crop_batch_stats(data_samples: Sequence) -> Optional[Tuple[float, int]]:
     """(acceptance, fallbacks) of a batch, or None when no sample carries IoUPairCrop's statistics.
 
-    acceptance = n / sum(pair_candidates) over the n samples that carry ``pair_candidates``: the fraction of the
-    candidate pairs drawn for this batch that were returned (one per sample), i.e. 1 / mean candidates per sample;
-    fallbacks = number of those samples whose pair came from the fallback.
+    acceptance = sum(pair_passing) / sum(pair_candidates) over the samples that carry both: the fraction of the
+    independent candidate pairs drawn for this batch whose IoU exceeds iou_thr (about 0.26 for a 1920x1280 frame with
+    the paper's scales and 0.5), the rate that sets the sampling effort (1 / acceptance candidates per pair for
+    sequential rejection); fallbacks = number of those samples whose pair came from the fallback.
     """
-    samples = [ds for ds in data_samples if 'pair_candidates' in ds]
+    samples = [ds for ds in data_samples if 'pair_candidates' in ds and 'pair_passing' in ds]
     if not samples:
         return None
     candidates = sum(int(ds.pair_candidates) for ds in samples)
+    passing = sum(int(ds.pair_passing) for ds in samples)
     fallbacks = sum(bool(ds.get('pair_fallback', False)) for ds in samples)
-    return len(samples) / max(candidates, 1), fallbacks
+    return passing / max(candidates, 1), fallbacks
 
 
 @HOOKS.register_module()
