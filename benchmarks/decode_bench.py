@@ -6,7 +6,8 @@ Pipelines, each turning a file into two views of --size pixels:
   (b) ours, full resolution: RobustLoadImage + IoUPairCrop(size, iou_thr);
   (c) ours, reduced decoding: RobustLoadImage(reduced_decode=True) + IoUPairCrop(size, iou_thr): each JPEG decoded
       at the coarsest DCT scale (1/2, 1/4, 1/8) at which both views keep at least size pixels per side.
-A second table times decoding alone, with OpenCV and with Pillow (RobustLoadImage's decoder), at each DCT scale.
+A second table times decoding alone at each DCT scale: OpenCV, RobustLoadImage's decoder (decode_image: OpenCV for
+complete grey / colour JPEGs, else Pillow) and its Pillow path.
 All steps are interleaved (the order rotates every repetition) so that they share the machine's load; each runs
 over every frame once per repetition. Speed-ups are the median over repetitions of the per-repetition ratio. OpenCV
 runs single-threaded, as in mmengine's data workers (env_cfg opencv_num_threads=0).
@@ -40,7 +41,7 @@ from mmpretrain.registry import TRANSFORMS
 from PIL import Image
 
 from multisiam_mm.datasets.synthetic_streets import generate_scene
-from multisiam_mm.datasets.transforms import IoUPairCrop, RobustLoadImage, decode_image
+from multisiam_mm.datasets.transforms import IoUPairCrop, RobustLoadImage, decode_image, robust_loading
 
 CV2_FLAGS = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
              8: cv2.IMREAD_REDUCED_COLOR_8}
@@ -163,7 +164,8 @@ def main() -> None:
         factors = {name: Counter() for name in pipelines}
         steps = {name: partial(run_pass, pipeline, paths, args.size, factors[name])
                  for name, pipeline in pipelines.items()}
-        decoders = {'cv2.imdecode': cv2_decode, 'Pillow (decode_image)': decode_image}
+        decoders = {'cv2.imdecode': cv2_decode, 'decode_image (RobustLoadImage)': decode_image,
+                    'Pillow (decode_image fallback)': robust_loading._pillow_bgr}
         steps.update({(lib, f): partial(decode_pass, decode, frames, f)
                       for lib, decode in decoders.items() for f in CV2_FLAGS})
         seconds = timed_interleaved(steps, args.repeats)

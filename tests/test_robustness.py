@@ -135,6 +135,36 @@ def test_exif_orientation_is_applied(tmp_path):
     assert out['img'][:10, -10:].mean() > 200 and out['img'][:10, :10].mean() < 50  # top-left went top-right
 
 
+@pytest.mark.parametrize('orientation', [1, 3, 6])
+@pytest.mark.parametrize('kind', ['colour-420', 'colour-444', 'grey'])
+def test_complete_jpegs_are_decoded_by_opencv_to_pillows_pixels(kind, orientation):
+    """The OpenCV path (complete grey / colour JPEGs) gives Pillow's pixels, bit for bit, at every DCT scale."""
+    img = cv2.GaussianBlur(noise_rgb(203, 117), (0, 0), 2)  # odd sizes: partial DCT blocks at every scale
+    pil = Image.fromarray(img[..., 0] if kind == 'grey' else img)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = encoded(pil, 'JPEG', quality=90, exif=exif, subsampling=2 if kind == 'colour-420' else 0)
+    for factor in (1, 2, 4, 8):
+        fast = robust_loading._opencv_jpeg(data, factor)
+        assert fast is not None, factor
+        assert np.array_equal(fast, robust_loading._pillow_bgr(data, factor)), factor
+        assert np.array_equal(robust_loading.decode_image(data, factor=factor), fast)
+
+
+def test_other_files_are_left_to_pillow():
+    """Truncated, CMYK, non-JPEG and trailing-data files skip the OpenCV path; Pillow still decodes the good ones."""
+    jpeg = encoded(Image.fromarray(noise_rgb()), 'JPEG', quality=90)
+    cmyk = encoded(Image.fromarray(noise_rgb()).convert('CMYK'), 'JPEG', quality=90)
+    png = encoded(Image.fromarray(noise_rgb()), 'PNG')
+    assert robust_loading._jpeg_components(jpeg) == 3 and robust_loading._jpeg_components(cmyk) == 4
+    for data in (half(jpeg), cmyk, png, jpeg + b'camera trailer'):
+        assert robust_loading._opencv_jpeg(data, 1) is None
+    with pytest.raises(robust_loading.ImageRejected):
+        robust_loading.decode_image(half(jpeg))
+    assert np.array_equal(robust_loading.decode_image(jpeg + b'camera trailer'), robust_loading.decode_image(jpeg))
+    assert robust_loading.decode_image(cmyk).shape == robust_loading.decode_image(png).shape == (40, 48, 3)
+
+
 def write_mixed_folder(folder) -> int:
     """Three good PNGs and every kind of bad file; returns the number of good ones."""
     folder.mkdir()
