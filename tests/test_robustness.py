@@ -151,18 +151,22 @@ def test_complete_jpegs_are_decoded_by_opencv_to_pillows_pixels(kind, orientatio
         assert np.array_equal(robust_loading.decode_image(data, factor=factor), fast)
 
 
-def test_other_files_are_left_to_pillow():
-    """Truncated, CMYK, non-JPEG and trailing-data files skip the OpenCV path; Pillow still decodes the good ones."""
+def test_other_files_are_left_to_pillow(monkeypatch):
+    """Truncated, CMYK, non-JPEG, trailing-data and oversized files skip the OpenCV path; Pillow still decides."""
     jpeg = encoded(Image.fromarray(noise_rgb()), 'JPEG', quality=90)
     cmyk = encoded(Image.fromarray(noise_rgb()).convert('CMYK'), 'JPEG', quality=90)
     png = encoded(Image.fromarray(noise_rgb()), 'PNG')
-    assert robust_loading._jpeg_components(jpeg) == 3 and robust_loading._jpeg_components(cmyk) == 4
+    assert robust_loading._jpeg_frame(jpeg) == (40, 48, 3) and robust_loading._jpeg_frame(cmyk) == (40, 48, 4)
     for data in (half(jpeg), cmyk, png, jpeg + b'camera trailer'):
         assert robust_loading._opencv_jpeg(data, 1) is None
     with pytest.raises(robust_loading.ImageRejected):
         robust_loading.decode_image(half(jpeg))
     assert np.array_equal(robust_loading.decode_image(jpeg + b'camera trailer'), robust_loading.decode_image(jpeg))
     assert robust_loading.decode_image(cmyk).shape == robust_loading.decode_image(png).shape == (40, 48, 3)
+    monkeypatch.setattr(Image, 'MAX_IMAGE_PIXELS', 40 * 48 // 4)  # Pillow's decompression-bomb limit applies
+    assert robust_loading._opencv_jpeg(jpeg, 1) is None
+    with pytest.raises(robust_loading.ImageRejected, match='DecompressionBomb'):
+        robust_loading.decode_image(jpeg)
 
 
 def write_mixed_folder(folder) -> int:

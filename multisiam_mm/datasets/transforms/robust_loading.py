@@ -83,15 +83,17 @@ def decode_image(data: bytes, min_size: int = 0, factor: int = 1) -> np.ndarray:
     return img
 
 
-def _jpeg_components(data: bytes) -> Optional[int]:
-    """Number of colour components in the frame header (SOFn) of JPEG bytes; None if none precedes the scan."""
+def _jpeg_frame(data: bytes) -> Optional[Tuple[int, int, int]]:
+    """(height, width, colour components) from the frame header (SOFn) of JPEG bytes; None if none precedes the
+    scan."""
     i = 2  # after SOI
     while i + 10 <= len(data) and data[i] == 0xFF:
         marker = data[i + 1]
         if marker == 0xFF:  # fill byte
             i += 1
         elif marker in _SOF_MARKERS:
-            return data[i + 9]  # FF Cn, length (2), precision (1), height (2), width (2), Nf
+            h, w = int.from_bytes(data[i + 5:i + 7], 'big'), int.from_bytes(data[i + 7:i + 9], 'big')
+            return h, w, data[i + 9]  # FF Cn, length (2), precision (1), height (2), width (2), Nf
         elif marker in (0xDA, 0xD9):  # start of scan / end of image: no frame header
             return None
         else:
@@ -104,10 +106,13 @@ def _opencv_jpeg(data: bytes, factor: int) -> Optional[np.ndarray]:
 
     Complete: the data end with the EOI marker, which a truncated file lacks (OpenCV would fill its missing rows with
     grey instead of failing). Grey or colour: 1 or 3 components (CMYK / YCCK JPEGs go to Pillow, which handles
-    Adobe's inverted CMYK). On these files OpenCV and Pillow run the same libjpeg-turbo and give the same pixels,
-    at every DCT scale and EXIF orientation (tests/test_robustness.py), without Pillow's copies into numpy.
+    Adobe's inverted CMYK). Frames above Pillow's ``Image.MAX_IMAGE_PIXELS`` also go to Pillow, so that its
+    decompression-bomb check still applies. On these files OpenCV and Pillow run the same libjpeg-turbo and give the
+    same pixels, at every DCT scale and EXIF orientation (tests/test_robustness.py), without Pillow's copies into
+    numpy.
     """
-    if not (data.startswith(_JPEG_SOI) and data.endswith(_JPEG_EOI)) or _jpeg_components(data) not in (1, 3):
+    frame = _jpeg_frame(data) if data.startswith(_JPEG_SOI) and data.endswith(_JPEG_EOI) else None
+    if frame is None or frame[2] not in (1, 3) or frame[0] * frame[1] > (Image.MAX_IMAGE_PIXELS or float('inf')):
         return None
     return cv2.imdecode(np.frombuffer(data, np.uint8), _OPENCV_FLAGS[factor])  # None on a fatal libjpeg error
 
