@@ -42,9 +42,8 @@ from PIL import Image
 
 from multisiam_mm.datasets.synthetic_streets import generate_scene
 from multisiam_mm.datasets.transforms import IoUPairCrop, RobustLoadImage, decode_image, robust_loading
+from multisiam_mm.datasets.transforms.robust_loading import OPENCV_DECODE_FLAGS
 
-CV2_FLAGS = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
-             8: cv2.IMREAD_REDUCED_COLOR_8}
 PIPELINES = ('(a) mmpretrain LoadImageFromFile + 2 x RandomResizedCrop',
              '(b) RobustLoadImage + IoUPairCrop, full resolution',
              '(c) RobustLoadImage(reduced_decode=True) + IoUPairCrop')
@@ -109,7 +108,7 @@ def decode_pass(decode: Callable[..., np.ndarray], frames: Sequence[bytes], fact
 
 
 def cv2_decode(data: bytes, factor: int) -> np.ndarray:
-    return cv2.imdecode(np.frombuffer(data, np.uint8), CV2_FLAGS[factor])
+    return cv2.imdecode(np.frombuffer(data, np.uint8), OPENCV_DECODE_FLAGS[factor])
 
 
 def timed_interleaved(steps: Dict[str, Callable[[], None]], repeats: int) -> Dict[str, np.ndarray]:
@@ -167,7 +166,7 @@ def main() -> None:
         decoders = {'cv2.imdecode': cv2_decode, 'decode_image (RobustLoadImage)': decode_image,
                     'Pillow (decode_image fallback)': robust_loading._pillow_bgr}
         steps.update({(lib, f): partial(decode_pass, decode, frames, f)
-                      for lib, decode in decoders.items() for f in CV2_FLAGS})
+                      for lib, decode in decoders.items() for f in OPENCV_DECODE_FLAGS})
         seconds = timed_interleaved(steps, args.repeats)
         profiles = {name: profile_pass(steps[name]) for name in pipelines} if args.profile else {}
 
@@ -182,12 +181,12 @@ def main() -> None:
         rate = len(paths) * args.repeats / seconds[name].sum()
         ratio = np.median(base / seconds[name])
         print(f'| {name} | {rate:.1f} | {1e3 / rate:.2f} | {ratio:.2f}x | {factor_shares(factors[name])} |')
-    print('\n| decode only, ms/frame (x faster than 1/1) | ' + ' | '.join(f'1/{f}' for f in CV2_FLAGS) + ' |')
-    print('|---|' + '---:|' * len(CV2_FLAGS))
+    print('\n| decode only, ms/frame (x faster than 1/1) | ' + ' | '.join(f'1/{f}' for f in OPENCV_DECODE_FLAGS) + ' |')
+    print('|---|' + '---:|' * len(OPENCV_DECODE_FLAGS))
     for lib in decoders:
         full = seconds[lib, 1]
         cells = [f'{1e3 * secs.mean() / len(frames):.2f} ({np.median(full / secs):.2f}x)'
-                 for secs in (seconds[lib, f] for f in CV2_FLAGS)]
+                 for secs in (seconds[lib, f] for f in OPENCV_DECODE_FLAGS)]
         print(f'| {lib} | ' + ' | '.join(cells) + ' |')
     for name, text in profiles.items():
         print(f'\ncProfile of one pass of {name}, by own time:\n{text}')

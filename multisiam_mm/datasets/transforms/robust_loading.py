@@ -55,8 +55,9 @@ from .scaled_pixels import CropResize, ScaledPixels, exif_offset
 _SIXTEEN_BIT_MODES = ('I;16', 'I;16L', 'I;16B', 'I;16N', 'I')
 _JPEG_SOI, _JPEG_EOI = b'\xff\xd8', b'\xff\xd9'
 _SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # SOF0-SOF15 (not DHT, JPG, DAC)
-_OPENCV_FLAGS = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
-                 8: cv2.IMREAD_REDUCED_COLOR_8}  # these apply the EXIF orientation, as Pillow's exif_transpose
+# cv2.imdecode flags decoding at 1/factor (libjpeg DCT scaling); they apply the EXIF orientation, as exif_transpose
+OPENCV_DECODE_FLAGS = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+                       8: cv2.IMREAD_REDUCED_COLOR_8}
 
 
 class ImageRejected(ValueError):
@@ -114,7 +115,7 @@ def _opencv_jpeg(data: bytes, factor: int) -> Optional[np.ndarray]:
     frame = _jpeg_frame(data) if data.startswith(_JPEG_SOI) and data.endswith(_JPEG_EOI) else None
     if frame is None or frame[2] not in (1, 3) or frame[0] * frame[1] > (Image.MAX_IMAGE_PIXELS or float('inf')):
         return None
-    return cv2.imdecode(np.frombuffer(data, np.uint8), _OPENCV_FLAGS[factor])  # None on a fatal libjpeg error
+    return cv2.imdecode(np.frombuffer(data, np.uint8), OPENCV_DECODE_FLAGS[factor])  # None on a fatal libjpeg error
 
 
 def _pillow_bgr(data: bytes, factor: int) -> np.ndarray:

@@ -221,7 +221,7 @@ class Odin(BaseSelfSupervisor):
         B, _, H, W = z0.shape
         km = batched_kmeans(z0.flatten(2).transpose(1, 2), self.num_clusters, num_iters=self.kmeans_iters,
                             metric='cosine', num_inits=self.kmeans_inits,
-                            select_after=3)  # K = 16 settles later than K = 3: runs compared after 3 iterations
+                            select_after=3)  # the pre-2026-12-02 default: the new one was validated for K = 3 only
         return km.assignment.view(B, H, W)
 
     @torch.no_grad()

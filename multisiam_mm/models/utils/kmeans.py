@@ -39,7 +39,7 @@ Initialisation and runs (deterministic; ``R = num_inits`` runs per problem, batc
     few iterations, and the single run is ``R`` times cheaper). With the defaults (``R = 6``, selection after 2 of
     6 iterations) the mean inertia on 7x7 maps is within 1% of scikit-learn's best of 10 k-means++ runs, and 6
     iterations already give the assignment that 30 give (tests/test_kmeans.py). On 256 problems of 7x7 cells and
-    256 channels this is 1.3x faster than ``R = 8``, selection after 3 of 10 (docs/benchmarks.md).
+    256 channels this is 1.2-1.3x faster than ``R = 8``, selection after 3 of 10 (docs/benchmarks.md).
 
 Degenerate inputs give finite results: constant features, ``K > N`` (centres repeat; the extra clusters stay
 empty), zero vectors in cosine mode, and empty clusters (which keep their previous centroid).
