@@ -86,3 +86,43 @@ def test_byol_color_jitter_pipeline_runs_with_negative_hue():
     for seed in range(20):  # some draws have a negative hue factor
         np.random.seed(seed)
         assert jitter(dict(img=img.copy()))['img'].shape == img.shape
+
+
+# ---- docker/Dockerfile and .dockerignore (no Docker engine here: the recipe is checked as text) ----
+
+# Oldest compute capability each CUDA major version still compiles for (CUDA 12 dropped Kepler 3.5/3.7; CUDA 13 dropped
+# Maxwell, Pascal and Volta, i.e. everything below Turing 7.5), and the newest one it knows.
+CUDA_ARCH_RANGE = {11: (3.5, 9.0), 12: (5.0, 12.1), 13: (7.5, 12.1)}
+
+
+def dockerfile_args() -> dict:
+    """The default values of the Dockerfile's ARG lines, quotes stripped."""
+    docker = open(osp.join(ROOT, 'docker', 'Dockerfile')).read()
+    return {k: v.strip('"') for k, v in re.findall(r'^ARG (\w+)=(\S+)', docker, re.M)}
+
+
+def check_arch_list(cuda_image: str, arch_list: str) -> None:
+    """Raise AssertionError when ``arch_list`` (TORCH_CUDA_ARCH_LIST) holds a capability the CUDA release of the image
+    ``nvidia/cuda:<major>.<minor>...`` cannot compile for."""
+    major = int(re.match(r'nvidia/cuda:(\d+)\.', cuda_image).group(1))
+    low, high = CUDA_ARCH_RANGE[major]
+    archs = [float(a.replace('+PTX', '')) for a in re.split(r'[;\s]+', arch_list.strip()) if a]
+    assert archs, 'empty TORCH_CUDA_ARCH_LIST'
+    bad = [a for a in archs if not low <= a <= high]
+    assert not bad, f'CUDA {major} compiles compute capabilities {low}-{high} only, not {bad}'
+
+
+def test_dockerfile_arch_list_fits_its_cuda_base():
+    args = dockerfile_args()
+    check_arch_list(args['CUDA_IMAGE'], args['TORCH_CUDA_ARCH_LIST'])
+    with pytest.raises(AssertionError, match=r'CUDA 13 compiles .* not \[7\.0\]'):  # the list this recipe had
+        check_arch_list('nvidia/cuda:13.0.1-cudnn-devel-ubuntu22.04', '7.0;7.5;8.0;8.6;8.9;9.0')
+    check_arch_list('nvidia/cuda:12.4.1-cudnn-devel-ubuntu22.04', '7.0;7.5;8.0')
+
+
+def test_dockerignore_keeps_the_environment_and_outputs_out_of_the_context():
+    path = osp.join(ROOT, '.dockerignore')
+    assert osp.isfile(path), '.dockerignore missing: COPY . . would send .venv (GBs) into the build'
+    patterns = {line.strip() for line in open(path) if line.strip() and not line.startswith('#')}
+    assert {'.venv', 'work_dirs', 'data', '.git'} <= patterns
+    assert 'COPY . .' in open(osp.join(ROOT, 'docker', 'Dockerfile')).read()

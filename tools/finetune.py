@@ -28,8 +28,9 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)  # run from a checkout without installing
 from multisiam_mm.engine.hooks.strict_backbone_load import CONFIG_KEY  # noqa: E402
 from multisiam_mm.utils.backbone_export import NETWORKS, extract_backbone, save_backbone, summary  # noqa: E402
+from multisiam_mm.utils.cli_errors import resolve_config, run_cli  # noqa: E402
 
-BENCHMARK_DIRS = ('configs/benchmarks/mmseg', 'configs/benchmarks/mmdet')
+BENCHMARK_ROOT = osp.join(ROOT, 'configs', 'benchmarks')  # CONFIG may be a file name of a config under it
 
 
 def parse_args(argv: list = None) -> argparse.Namespace:
@@ -51,16 +52,6 @@ def parse_args(argv: list = None) -> argparse.Namespace:
     if args.launcher == 'slurm' and not args.partition:
         parser.error('--launcher slurm needs --partition')
     return args
-
-
-def resolve_config(config: str) -> str:
-    """A config file from a path (absolute, or relative to here or to the repository) or a benchmark config name
-    (with or without ``.py``)."""
-    name = config if config.endswith('.py') else config + '.py'
-    for path in (config, osp.join(ROOT, config), *(osp.join(ROOT, folder, name) for folder in BENCHMARK_DIRS)):
-        if osp.isfile(path):
-            return path
-    raise FileNotFoundError(f'config {config!r} is neither a file nor a name in {", ".join(BENCHMARK_DIRS)}')
 
 
 def prepare_config(cfg: Config, backbone_path: str, work_dir: str, launcher: str, options: Dict = None) -> Config:
@@ -96,7 +87,7 @@ def launch_command(args: argparse.Namespace, cfg_path: str, work_dir: str, scope
 
 def main(argv: list = None) -> None:
     args = parse_args(argv)
-    config = resolve_config(args.config)
+    config = resolve_config(args.config, BENCHMARK_ROOT, ROOT)
     name = osp.splitext(osp.basename(config))[0]
     work_dir = osp.abspath(args.work_dir or osp.join('work_dirs', 'finetune', name))
 
@@ -122,4 +113,4 @@ def main(argv: list = None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

@@ -7,16 +7,17 @@ A pretraining checkpoint (mmengine) holds the whole self-supervised model. Its b
   (``CosineEMA(nn.Sequential(backbone, neck))``), or ``target_net.module.backbone.`` for Odin
   (``CosineEMA(nn.ModuleDict(backbone=..., projector=...))``).
 
-The extracted file is ``{'state_dict': {name: tensor}, 'meta': {...}}`` with only tensors and plain values, so
-``torch.load(path, weights_only=True)`` reads it. Three key layouts are written:
+Three key layouts and files are written (:func:`exported_file_content`):
 
-- ``mmpretrain``: the names of mmpretrain's / mmseg's / mmdet's ``ResNet`` (``conv1``, ``bn1``, ``layer1.0.conv1``,
-  ``layer1.0.downsample.0`` ...). For a plain ResNet these already are torchvision's names;
-- ``torchvision``: the same names, checked against torchvision's ResNet vocabulary (a deep-stem ``ResNetV1c`` or an
-  ``avg_down`` shortcut has no torchvision counterpart and is refused);
-- ``detectron2``: the names of detectron2's ``ResNet`` (``stem.conv1``, ``stem.conv1.norm``, ``res2.0.conv1.norm``,
-  ``res2.0.shortcut``, ``res2.0.shortcut.norm`` ...), the renaming of detectron2's
-  ``tools/convert-torchvision-to-d2.py``.
+- ``mmpretrain``: ``{'state_dict': {name: tensor}, 'meta': {...}}`` with only tensors and plain values (so
+  ``torch.load(path, weights_only=True)`` reads it), in the names of mmpretrain's / mmseg's / mmdet's ``ResNet``
+  (``conv1``, ``bn1``, ``layer1.0.conv1``, ``layer1.0.downsample.0`` ...);
+- ``torchvision``: the plain state_dict in the same names (for a plain ResNet they are torchvision's), each checked
+  against torchvision's ResNet vocabulary (a deep-stem ``ResNetV1c`` or an ``avg_down`` shortcut has no torchvision
+  counterpart and is refused);
+- ``detectron2``: a pickled ``{'model': {name: ndarray}, '__author__', 'matching_heuristics'}`` in the names of
+  detectron2's ``ResNet`` (``stem.conv1``, ``stem.conv1.norm``, ``res2.0.conv1.norm``, ``res2.0.shortcut``,
+  ``res2.0.shortcut.norm`` ...), the renaming and file layout of MoCo's ``detection/convert-pretrain-to-detectron2.py``.
 
 Strict loading (:func:`load_backbone_strict`) exists because mmengine's ``init_cfg=dict(type='Pretrained')`` loads
 non-strictly and only logs what did not match: a checkpoint with other names (e.g. an mmpretrain ResNet into mmseg's
@@ -24,7 +25,9 @@ deep-stem ``ResNetV1c``) silently leaves those layers randomly initialised.
 """
 import os
 import os.path as osp
+import pickle
 import re
+import zipfile
 from typing import Dict, List, Mapping, Optional, Tuple
 
 import torch
@@ -55,11 +58,36 @@ _DETECTRON2_INVERSE_SUBS = (
 )
 
 
+# (bottleneck blocks?, blocks per stage) -> depth, as in mmpretrain's / torchvision's ResNet.arch_settings.
+RESNET_ARCHS = {(False, (2, 2, 2, 2)): 18, (False, (3, 4, 6, 3)): 34, (True, (3, 4, 6, 3)): 50,
+                (True, (3, 4, 23, 3)): 101, (True, (3, 8, 36, 3)): 152}
+_BLOCK_KEY = re.compile(r'^layer([1-4])\.(\d+)\.(conv[1-3])\.weight$')
+
+
 class BackboneKeyError(KeyError):
     """The keys of a checkpoint do not match what is asked of them; the message names them."""
 
     def __str__(self) -> str:  # KeyError would print the repr of the message (quotes, escaped newlines)
         return str(self.args[0])
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be read (not a checkpoint, truncated, or holding non-allow-listed objects) or
+    that its reader would not read (a detectron2 export not named .pkl); the message says which and what to do."""
+
+
+def resnet_depth(state_dict: Mapping[str, Tensor]) -> Optional[int]:
+    """The depth (18, 34, 50, 101, 152) of the ResNet whose backbone keys ``state_dict`` holds (mmpretrain /
+    torchvision names, prefix stripped), read from its blocks per stage and block type; None for anything else."""
+    blocks: Dict[int, set] = {}
+    bottleneck = False
+    for key in state_dict:
+        m = _BLOCK_KEY.match(key)
+        if m:
+            blocks.setdefault(int(m.group(1)), set()).add(int(m.group(2)))
+            bottleneck |= m.group(3) == 'conv3'
+    counts = tuple(len(blocks.get(stage, ())) for stage in (1, 2, 3, 4))
+    return RESNET_ARCHS.get((bottleneck, counts))
 
 
 def _apply_subs(key: str, subs: Tuple) -> str:
@@ -124,16 +152,24 @@ def select_backbone(state_dict: Mapping[str, Tensor], network: str = 'online') -
                            f'prefixes found: {", ".join(key_prefixes(state_dict)) or "none"}')
 
 
+def _first_line(error: BaseException) -> str:
+    """The first sentence of an exception's message, or its type name when it has none."""
+    lines = str(error).strip().splitlines()
+    return lines[0].split('. ')[0].rstrip('.') if lines else type(error).__name__
+
+
 def resolve_checkpoint(path: str) -> str:
     """A checkpoint file from a file path or from a work dir (its ``last_checkpoint`` record)."""
     if osp.isdir(path):
         record = osp.join(path, 'last_checkpoint')
         if not osp.isfile(record):
-            raise FileNotFoundError(f'{path} is a directory without a last_checkpoint file (not an mmengine work dir?)')
+            raise FileNotFoundError(f'{path} is a directory without a last_checkpoint file (not an mmengine work '
+                                    'dir?); give a checkpoint file (.pth) or the work dir of a training run')
         with open(record) as f:
             path = f.read().strip()
     if not osp.isfile(path):
-        raise FileNotFoundError(f'checkpoint not found: {path}')
+        raise FileNotFoundError(f'checkpoint not found: {path}; give a checkpoint file (.pth) or the work dir of a '
+                                'training run (its last_checkpoint is used)')
     return path
 
 
@@ -142,8 +178,28 @@ def load_state_dict_file(path: str) -> Dict[str, Tensor]:
     from .checkpoint_compat import allow_mmengine_checkpoints
 
     allow_mmengine_checkpoints()
-    checkpoint = torch.load(path, map_location='cpu', weights_only=True)
-    return checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else checkpoint
+    fix = 'give a .pth written by tools/train.py or tools/extract_backbone.py'
+    try:
+        checkpoint = torch.load(path, map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError as e:
+        found = re.search(r'Unsupported global: GLOBAL (\S+)', str(e))
+        if found is None:  # the bytes are no (weights-only) pickle at all
+            detail = re.search(r'WeightsUnpickler error:\s*(.+)', str(e))
+            raise CheckpointError(f'{path} is not a PyTorch checkpoint ({detail.group(1) if detail else _first_line(e)}'
+                                  f'); {fix}') from e
+        raise CheckpointError(f'{path} holds objects that are not tensors ({found.group(1)}), which weights-only '
+                              'loading refuses; if you trust the file, re-save its tensors: '
+                              'torch.save(torch.load(PATH, weights_only=False)["state_dict"], NEW_PATH)') from e
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as e:  # a truncated or foreign zip / tar
+        raise CheckpointError(f'{path} is not a readable PyTorch checkpoint ({_first_line(e)}; truncated or another '
+                              f'kind of file?); {fix}') from e
+    if not isinstance(checkpoint, dict):
+        raise CheckpointError(f'{path} holds a {type(checkpoint).__name__}, not a checkpoint dict; {fix}')
+    state = checkpoint.get('state_dict', checkpoint)
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        keys = ', '.join(map(str, list(checkpoint)[:8]))
+        raise CheckpointError(f'{path} holds no state_dict of tensors (keys: {keys}); {fix}')
+    return state
 
 
 def extract_backbone(checkpoint: str, network: str = 'online', fmt: str = 'mmpretrain') -> dict:
@@ -154,20 +210,57 @@ def extract_backbone(checkpoint: str, network: str = 'online', fmt: str = 'mmpre
     state_dict = convert_keys(backbone, fmt)
     meta = dict(source=osp.abspath(path), network=network, prefix=prefix, format=fmt,
                 num_tensors=len(state_dict), num_parameters=sum(v.numel() for v in state_dict.values()))
-    exported = dict(state_dict=state_dict, meta=meta)
-    if fmt == 'detectron2':  # what detectron2's DetectionCheckpointer reads: 'model', matched by name suffix
-        exported.update(model=state_dict, matching_heuristics=True)
+    return dict(state_dict=state_dict, meta=meta)
+
+
+def exported_file_content(exported: dict) -> object:
+    """What :func:`save_backbone` writes for an :func:`extract_backbone` result, by its ``meta['format']``:
+
+    - ``mmpretrain``: ``{'state_dict': {name: tensor}, 'meta': {...}}`` (``torch.save``), what StrictBackboneLoadHook
+      and the probes read;
+    - ``torchvision``: the plain ``{name: tensor}`` state_dict (``torch.save``), so that
+      ``torchvision.models.resnet50().load_state_dict(sd, strict=False)`` takes it with only ``fc.*`` missing;
+    - ``detectron2``: ``{'model': {name: numpy array}, '__author__': 'multisiam_mm', 'matching_heuristics': True}``
+      (``pickle``, in a ``.pkl`` file), the layout of MoCo's ``convert-pretrain-to-detectron2.py`` that detectron2's
+      ``DetectionCheckpointer`` reads.
+    """
+    fmt = exported['meta'].get('format', 'mmpretrain')
+    if fmt == 'torchvision':
+        return dict(exported['state_dict'])
+    if fmt == 'detectron2':
+        return {'model': {k: v.detach().cpu().numpy() for k, v in exported['state_dict'].items()},
+                '__author__': 'multisiam_mm', 'matching_heuristics': True}
     return exported
 
 
 def save_backbone(exported: dict, out: str) -> None:
-    """Write an :func:`extract_backbone` result with ``torch.save`` (creating the folder)."""
+    """Write an :func:`extract_backbone` result as :func:`exported_file_content` says (creating the folder).
+
+    Raises:
+        CheckpointError: a detectron2 export to a file name not ending in ``.pkl`` (detectron2 unpickles only those).
+    """
+    fmt = exported['meta'].get('format', 'mmpretrain')
+    if fmt == 'detectron2' and not out.endswith('.pkl'):
+        raise CheckpointError(f'detectron2 reads pickled weights only from a file name ending in .pkl; name the '
+                              f'output {osp.splitext(out)[0]}.pkl')
     os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
-    torch.save(exported, out)
+    content = exported_file_content(exported)
+    if fmt == 'detectron2':
+        with open(out, 'wb') as f:
+            pickle.dump(content, f, protocol=4)
+    else:
+        torch.save(content, out)
+
+
+LOAD_HINTS = {  # how each layout is loaded (docs/transfer.md has the three-line snippets)
+    'mmpretrain': "--cfg-options backbone_checkpoint=OUT with StrictBackboneLoadHook (configs/benchmarks)",
+    'torchvision': "torchvision.models.resnet50().load_state_dict(torch.load(OUT), strict=False)  # fc.* missing",
+    'detectron2': 'MODEL.WEIGHTS OUT with MODEL.RESNETS.STRIDE_IN_1X1 False, INPUT.FORMAT RGB (as MoCo\'s R50 configs)',
+}
 
 
 def summary(exported: dict, out: Optional[str] = None) -> str:
-    """A one-paragraph description of an extracted backbone."""
+    """A one-paragraph description of an extracted backbone, with how to load it."""
     meta = exported['meta']
     lines = [f'network:    {meta["network"]} (prefix {meta["prefix"]})',
              f'format:     {meta["format"]}',
@@ -176,22 +269,30 @@ def summary(exported: dict, out: Optional[str] = None) -> str:
              f'source:     {meta["source"]}']
     if out is not None:
         lines.append(f'output:     {osp.abspath(out)}')
+    if meta['format'] in LOAD_HINTS:
+        lines.append(f'load:       {LOAD_HINTS[meta["format"]]}')
     return '\n'.join(lines)
 
 
-def load_backbone_strict(module: nn.Module, state_dict: Mapping[str, Tensor]) -> None:
-    """Load ``state_dict`` into ``module`` requiring exactly its keys and shapes.
+def load_backbone_strict(module: nn.Module, state_dict: Mapping[str, Tensor], max_listed: int = 12) -> None:
+    """Load ``state_dict`` into ``module`` (a backbone, or any module) requiring exactly its keys and shapes.
 
-    Raises :class:`BackboneKeyError` naming every missing key, unexpected key and shape mismatch (all at once,
-    before anything is copied).
+    Raises :class:`BackboneKeyError` before anything is copied: for two ResNets of different depths, one line
+    naming both depths and the fitting one; otherwise the counts of missing keys, unexpected keys and shape
+    mismatches, each with its first ``max_listed`` names.
     """
     expected = module.state_dict()
+    have, want = resnet_depth(state_dict), resnet_depth(expected)
+    if have is not None and want is not None and have != want:
+        raise BackboneKeyError(f'the checkpoint holds a ResNet-{have} backbone but the model is a ResNet-{want}; '
+                               f'use --depth {have} (in a config: model.backbone.depth={have})')
     missing = sorted(set(expected) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(expected))
     mismatched = sorted(f'{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(v.shape)}'
                         for k, v in expected.items() if k in state_dict and state_dict[k].shape != v.shape)
     if missing or unexpected or mismatched:
-        parts = [f'{title} ({len(keys)}): {", ".join(keys)}'
+        parts = [f'{title} ({len(keys)}): {", ".join(keys[:max_listed])}'
+                 + (f', ... ({len(keys) - max_listed} more)' if len(keys) > max_listed else '')
                  for title, keys in (('missing keys', missing), ('unexpected keys', unexpected),
                                      ('shape mismatches', mismatched)) if keys]
         raise BackboneKeyError(f'backbone checkpoint does not match {type(module).__name__}:\n  ' + '\n  '.join(parts))
