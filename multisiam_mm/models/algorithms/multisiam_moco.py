@@ -13,6 +13,11 @@ queue of one key per image (the mean of its normalised target map). The 1-D bran
 InfoNCE against a queue of image keys); the total is λ·L1D + (1−λ)·L2D (main eq. 11).
 The target (key) network is an EMA with constant momentum (MoCo: 0.999, i.e. ``momentum=0.001`` here).
 Keys are gathered from all processes before they enter the queues.
+
+Directions (``loss_directions``; the supplement does not say): 'one' (default) is MoCo v2's and DenseCL's loss, the
+queries of v against the keys of v' only, one key per image enqueued, so MoCo v2's lr 0.03 × bs/256 is the step it
+was tuned for. 'mean' symmetrises, ½ (L(v, v') + L(v', v)), same step scale, two keys per image; 'sum' adds the two
+directions at full weight, about twice the gradient of MoCo v2 under the same lr (halve the lr to compare).
 """
 from typing import Dict, List, Optional
 
@@ -30,6 +35,9 @@ from ..utils.attention import propagate
 from ..utils.ema import ema_tau_log
 from ..utils.kmeans import batched_kmeans, gather_assigned
 from .multisiam import view_geometry
+
+# (query view, key view) pairs and the weight of each term, per ``loss_directions``
+LOSS_DIRECTIONS = {'one': (((0, 1),), 1.0), 'mean': (((0, 1), (1, 0)), 0.5), 'sum': (((0, 1), (1, 0)), 1.0)}
 
 
 def info_nce(q: Tensor, k_pos: Tensor, negatives: Tensor, temperature: float) -> Tensor:
@@ -77,15 +85,20 @@ class MultiSiamMoCo(BaseSelfSupervisor):
         num_clusters, metric, kmeans_iters: the per-image k-means on G'.
         self_attention, residual: the similarity propagation inside the online projector (eq. 6).
         loss_lambda: λ of eq. 11.
+        loss_directions: 'one' (MoCo v2 / DenseCL: queries of v, keys of v'), 'mean' (both directions, ½ each) or
+            'sum' (both at full weight, ≈ 2× MoCo v2's step at its lr); see the module docstring.
     """
 
     def __init__(self, backbone: dict, neck: dict, queue_len: int = 65536, temperature: float = 0.2,
                  momentum: float = 0.001, num_clusters: int = 3, metric: str = 'cosine', kmeans_iters: int = 6,
                  self_attention: bool = True, residual: bool = False, loss_lambda: float = 0.5,
-                 pretrained: Optional[str] = None, data_preprocessor: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None):
+                 loss_directions: str = 'one', pretrained: Optional[str] = None,
+                 data_preprocessor: Optional[dict] = None, init_cfg: Optional[dict] = None):
         if not 0.0 <= loss_lambda <= 1.0:
             raise ValueError(f'MultiSiamMoCo.loss_lambda must be in [0, 1], got {loss_lambda}')
+        if loss_directions not in LOSS_DIRECTIONS:
+            raise ValueError(f'MultiSiamMoCo.loss_directions must be one of {tuple(LOSS_DIRECTIONS)}, '
+                             f'got {loss_directions!r}')
         if num_clusters < 1:
             raise ValueError(f'MultiSiamMoCo.num_clusters must be >= 1, got {num_clusters}')
         super().__init__(backbone=backbone, neck=neck, pretrained=pretrained, data_preprocessor=data_preprocessor,
@@ -97,6 +110,7 @@ class MultiSiamMoCo(BaseSelfSupervisor):
         self.num_clusters, self.metric, self.kmeans_iters = num_clusters, metric, kmeans_iters
         self.self_attention, self.residual = self_attention, residual
         self.loss_lambda = loss_lambda
+        self.loss_directions = loss_directions
         self.target_net = ExponentialMovingAverage(nn.Sequential(self.backbone, self.neck), momentum=momentum)
 
     def extract_feat(self, inputs: Tensor, data_samples: Optional[List[DataSample]] = None):
@@ -110,13 +124,15 @@ class MultiSiamMoCo(BaseSelfSupervisor):
     def loss(self, inputs: List[Tensor], data_samples: List[DataSample], **kwargs) -> Dict[str, Tensor]:
         """inputs: [v (B, 3, S, S), v' (B, 3, S, S)]; data_samples carry the view geometry."""
         boxes, flips, sizes = view_geometry(data_samples, inputs[0].device)
-        F = [self.backbone(v)[-1] for v in inputs]
+        directions, weight = LOSS_DIRECTIONS[self.loss_directions]
+        # only the views each network sees: with 'one', the online network v and the key network v' (as MoCo)
+        F = {a: self.backbone(inputs[a])[-1] for a, _ in directions}
         with torch.no_grad():
             self.target_net.update_parameters(nn.Sequential(self.backbone, self.neck))
             key_backbone, key_neck = self.target_net.module
-            F_t = [key_backbone(v)[-1] for v in inputs]
+            F_t = {b: key_backbone(inputs[b])[-1] for _, b in directions}
         l1d, l2d, keys_1d, keys_2d = 0.0, 0.0, [], []
-        for a, b in ((0, 1), (1, 0)):
+        for a, b in directions:
             q = nnf.normalize(self.neck.project_1d(F[a]), dim=1)
             R, R_t = align_pair(F[a], F_t[b], boxes[:, a], boxes[:, b], flips[:, a], flips[:, b], sizes, 'roi')
             G = nnf.normalize(self.online_dense(R).flatten(2).transpose(1, 2), dim=-1)  # (B, N, D)
@@ -132,5 +148,5 @@ class MultiSiamMoCo(BaseSelfSupervisor):
             keys_2d.append(nnf.normalize(G_t.mean(1), dim=1))
         self.queue_1d.push(torch.cat(keys_1d))
         self.queue_2d.push(torch.cat(keys_2d))
-        return dict(loss_1d=self.loss_lambda * l1d, loss_2d=(1.0 - self.loss_lambda) * l2d,
+        return dict(loss_1d=weight * self.loss_lambda * l1d, loss_2d=weight * (1.0 - self.loss_lambda) * l2d,
                     **ema_tau_log(self.target_net, inputs[0].device))
