@@ -32,9 +32,30 @@ def test_every_arm_builds_from_its_config_and_switches():
         assert cfg.train_dataloader.batch_size == 16 and cfg.model.backbone.depth == 18, name
         MODELS.build(cfg.model)
         iou_thr = cfg.train_dataloader.dataset.pipeline[1].get('iou_thr')
-        if name.startswith(('byol', 'multisiam')):
+        if name.endswith('_mmpretrain'):  # outside rungs: mmpretrain's own model class, independent crops
+            assert type(MODELS.build(cfg.model)).__module__.startswith('mmpretrain.'), name
+            assert iou_thr == 0.0, name
+        elif name.startswith(('byol', 'multisiam')):
             assert iou_thr == (0.0 if name == 'byol' else 0.5), name
             assert (cfg.model.cluster_head is None) == name.startswith('byol'), name
+
+
+def test_mmpretrain_byol_rung_is_mmpretrain_byol_config_at_the_benchmark_widths():
+    """The outside BYOL rung keeps every neck / predictor switch of mmpretrain's own BYOL config, and the same
+    pipeline, optimiser and EMA as our "byol" rung: only the model class and its MLP builder differ."""
+    import mmpretrain
+    from mmengine.config import Config
+    ours = Config.fromfile(osp.join(ROOT, ARMS['byol_mmpretrain'].config))
+    theirs = Config.fromfile(osp.join(osp.dirname(mmpretrain.__file__), '.mim', 'configs', 'byol',
+                                      'byol_resnet50_16xb256-coslr-200e_in1k.py'))
+    widths = ('in_channels', 'hid_channels', 'out_channels')
+    for mine, ref in ((ours.model.neck, theirs.model.neck), (ours.model.head.predictor, theirs.model.head.predictor)):
+        assert {k: v for k, v in mine.items() if k not in widths} == {k: v for k, v in ref.items() if k not in widths}
+    assert ours.model.type == theirs.model.type == 'BYOL'
+    byol = apply_cfg_options(Config.fromfile(osp.join(ROOT, ARMS['byol'].config)),
+                             [f'{k}={v}' for k, v in ARMS['byol'].options.items()])
+    assert ours.train_dataloader.dataset.pipeline == byol.train_dataloader.dataset.pipeline
+    assert ours.optim_wrapper == byol.optim_wrapper and ours.model.base_momentum == byol.model.base_momentum
 
 
 def test_mean_and_sample_spread_over_seeds():
