@@ -65,13 +65,13 @@ def tiny_runner_cfg(data_root: str, work_dir: str, max_iters: int = 4, ckpt_inte
         work_dir=work_dir,
         train_dataloader=dict(
             batch_size=4, num_workers=0,
-            sampler=dict(type='InfiniteSampler', shuffle=True),
+            sampler=dict(type='ResumableInfiniteSampler', shuffle=True),
             collate_fn=dict(type='default_collate'),
             dataset=dict(type='UnlabeledImageDataset', data_root=data_root, ann_file='train.txt',
                          pipeline=tiny_pipeline())),
         optim_wrapper=dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.05, momentum=0.9)),
         param_scheduler=[dict(type='CosineAnnealingLR', T_max=max_iters, by_epoch=False, begin=0, end=max_iters)],
-        train_cfg=dict(type='IterBasedTrainLoop', max_iters=max_iters),
+        train_cfg=dict(type='ResumableIterBasedTrainLoop', max_iters=max_iters),
         default_hooks=dict(
             logger=dict(type='LoggerHook', interval=1),
             checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=ckpt_interval, max_keep_ckpts=5)),

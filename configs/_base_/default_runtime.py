@@ -1,4 +1,7 @@
 # Runtime shared by every multisiam_mm config: mmpretrain's registries, the plugin import, logging, checkpoints.
+# The training loop and sampler come with the schedule and the data: ResumableEpochBasedTrainLoop + ResumableSampler
+# (epoch-based) or ResumableIterBasedTrainLoop + ResumableInfiniteSampler (iteration-based), which resume in
+# constant time and deterministically (docs/resume.md).
 default_scope = 'mmpretrain'
 custom_imports = dict(imports=['multisiam_mm'], allow_failed_imports=False)
 
@@ -7,7 +10,9 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50),  # prints eta, losses, lr, k-means statistics
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', interval=10, max_keep_ckpts=3),
+    # every 10 epochs, plus a mid-epoch checkpoint every 1000 iterations (an epoch on Waymo is hours of a node);
+    # iteration-based configs set by_epoch=False and their own interval (docs/resume.md)
+    checkpoint=dict(type='MidEpochCheckpointHook', interval=10, iter_interval=1000, max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
 )
 env_cfg = dict(

@@ -51,7 +51,7 @@ train_dataloader = dict(
     num_workers=2,
     persistent_workers=True,
     drop_last=True,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
+    sampler=dict(type='ResumableInfiniteSampler', shuffle=True),
     collate_fn=dict(type='default_collate'),
     dataset=dict(
         type='UnlabeledImageDataset',
@@ -96,7 +96,7 @@ test_cfg = dict(type='TestLoop')
 # constant lr (Sec. 5.1: "the constant learning schedule works better")
 optim_wrapper = dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=lr, weight_decay=1e-4, momentum=0.9))
 param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=False, begin=0, end=max_iters)]
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters // 2)
+train_cfg = dict(type='ResumableIterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters // 2)
 default_hooks = dict(
     logger=dict(interval=20),
     checkpoint=dict(by_epoch=False, interval=max_iters // 2, max_keep_ckpts=2),

@@ -65,7 +65,7 @@ optim_wrapper = dict(
     optimizer=dict(type='SGD', lr=lr, weight_decay=1e-4, momentum=0.9),
     paramwise_cfg=dict(custom_keys={'predictor': dict(fix_lr=True)}))  # head., pix_head., region_head.predictor
 param_scheduler = [dict(type='CosineAnnealingLR', T_max=max_epochs, by_epoch=True, begin=0, end=max_epochs)]
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
+train_cfg = dict(type='ResumableEpochBasedTrainLoop', max_epochs=max_epochs)
 auto_scale_lr = dict(base_batch_size=256, enable=False)
 custom_hooks = [
     dict(type='SimSiamHook', priority='HIGH', fix_pred_lr=True, lr=lr),

@@ -1,5 +1,6 @@
-"""Datasets: unlabeled image sources for pretraining and a procedural synthetic street-scene generator."""
-from . import transforms  # noqa: F401
+"""Datasets: unlabeled image sources for pretraining, a procedural synthetic street-scene generator, and resumable
+samplers with per-sample seeds."""
+from . import samplers, transforms  # noqa: F401
 from .synthetic_streets import generate_scene, write_synthetic_dataset
 from .unlabeled import UnlabeledImageDataset
 

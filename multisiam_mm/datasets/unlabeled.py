@@ -9,6 +9,8 @@ import numpy as np
 from mmengine.dataset import BaseDataset
 from mmpretrain.registry import DATASETS
 
+from .samplers.resumable_sampler import sample_rng
+
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff')
 
 
@@ -109,6 +111,14 @@ class UnlabeledImageDataset(BaseDataset):
         self.extensions = tuple(extensions)
         super().__init__(ann_file=ann_file, metainfo=metainfo, data_root=data_root, data_prefix=data_prefix,
                          **kwargs)
+
+    def __getitem__(self, idx: int) -> dict:
+        """The pipeline's output for sample ``idx``. Given a :class:`~multisiam_mm.datasets.samplers.SeededIndex`
+        (from ``ResumableSampler`` / ``ResumableInfiniteSampler``), every random draw of the pipeline (python, numpy
+        and torch global generators) is seeded from ``(seed, epoch, idx)``: the same crops, flips and colours in any
+        worker, and after a resume."""
+        with sample_rng(idx):
+            return super().__getitem__(int(idx))
 
     @property
     def img_prefix(self) -> str:

@@ -6,7 +6,7 @@ train_dataloader = dict(
     num_workers=8,
     persistent_workers=True,
     pin_memory=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
+    sampler=dict(type='ResumableSampler', shuffle=True),  # mid-epoch resume, per-sample seeds (docs/resume.md)
     collate_fn=dict(type='default_collate'),
     dataset=dict(
         type='UnlabeledImageDataset',

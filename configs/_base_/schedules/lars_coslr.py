@@ -17,5 +17,5 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', T_max=max_epochs - 10, by_epoch=True, begin=10, end=max_epochs,
          convert_to_iter_based=True),
 ]
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
+train_cfg = dict(type='ResumableEpochBasedTrainLoop', max_epochs=max_epochs)  # with ResumableSampler: docs/resume.md
 auto_scale_lr = dict(base_batch_size=256, enable=False)

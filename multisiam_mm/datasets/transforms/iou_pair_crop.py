@@ -20,8 +20,11 @@ the threshold, and IoU <= 1) is the only impossible one; the bound IoU <= a / b 
 out a pair, because both boxes may draw the same area. How OFTEN a pair passes depends on the image size, unknown
 until the first image, so it is measured (stats, benchmarks/pair_crop_bench.py) rather than checked.
 
-Randomness comes from numpy's global state (``np.random``), which mmengine seeds in every data worker, so crops are
-reproducible under ``randomness=dict(seed=...)`` and differ between workers.
+Randomness comes from numpy's global state (``np.random``). Loaded through ``ResumableSampler`` /
+``ResumableInfiniteSampler``, ``UnlabeledImageDataset`` seeds it for each sample from (seed, epoch, index)
+(:func:`multisiam_mm.datasets.samplers.sample_rng`), so boxes and flips depend on the sample only, not on the worker
+or on whether the run was resumed; with other samplers it is the worker's stream, which mmengine seeds per worker.
+
 
 Reduced decoding. Given a :class:`~multisiam_mm.datasets.transforms.robust_loading.DeferredJpeg` (from
 ``RobustLoadImage(reduced_decode=True)``) instead of an array, the boxes are drawn from its header size, then it is

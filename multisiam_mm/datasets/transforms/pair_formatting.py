@@ -26,7 +26,9 @@ class PairPhotometric(BaseTransform):
 
     The pipelines must be photometric: each view keeps its shape and no geometric transform runs (checked: a changed
     shape or a geometry key such as ``flip`` in a view's results raises ValueError). Each view pipeline sees a shallow
-    copy of ``results`` with ``img`` set to its view; only the transformed ``img`` comes back.
+    copy of ``results`` with ``img`` set to its view; only the transformed ``img`` comes back. The transforms draw from
+    the global generators (numpy, python), which ``UnlabeledImageDataset`` seeds per sample from (seed, epoch, index)
+    under the resumable samplers (docs/resume.md), so T and T' of a sample do not depend on the worker or a resume.
 
     Args:
         view_pipelines: one list of transform configs (or callables) per view.
