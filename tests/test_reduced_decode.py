@@ -156,7 +156,7 @@ def test_spanning_view_keeps_its_size_and_matches_full_resolution(tmp_path, span
     assert max(b['decode_factor'] for b in outs[True]) > 1
 
 
-@pytest.mark.parametrize('config, num_inputs', [('waymo_front_pairs.py', 2), ('waymo_front_odin.py', 3)])
+@pytest.mark.parametrize('config, num_inputs', [('waymo_pairs.py', 2), ('waymo_odin.py', 3)])
 def test_one_switch_enables_it_in_the_config_pipelines(tmp_path, config, num_inputs):
     """``--cfg-options train_dataloader.dataset.pipeline.0.reduced_decode=True`` on the MultiSiam / Odin pipelines."""
     init_default_scope('mmpretrain')

@@ -20,10 +20,12 @@ from conftest import ROOT
 from mmengine.registry import DefaultScope
 from mmpretrain.registry import DATASETS
 
+from multisiam_mm.datasets import frame_shrink, waymo_tfrecord
 from multisiam_mm.datasets.waymo_tfrecord import (
     ProtobufError,
     TFRecordError,
     crc32c,
+    crc32c_numpy,
     extract_waymo,
     iter_fields,
     iter_tfrecord,
@@ -123,6 +125,24 @@ def test_crc32c_known_values_and_mask_match_an_independent_implementation():
         assert masked_crc32c(chunk) == tensorboard.masked_crc32c(chunk)
 
 
+def test_c_crc32c_equals_the_numpy_fallback_and_both_catch_a_corrupt_record(tmp_path, monkeypatch):
+    assert waymo_tfrecord.CRC32C_IMPLEMENTATION.startswith('google-crc32c')  # a runtime requirement
+    rng = np.random.default_rng(2)
+    for size in (0, 1, 7, 4095, 4096 * 33 + 5, 1 << 20):
+        data = rng.integers(0, 256, size, dtype=np.uint8).tobytes()
+        assert crc32c(data) == crc32c_numpy(data) == crc32c(memoryview(data))
+    source, _ = _segment(tmp_path, 'seg_crc', frames=2, cameras=(FRONT,))
+    data = bytearray(source.read_bytes())
+    data[60] ^= 0x01  # one bit inside the first record's data
+    source.write_bytes(bytes(data))
+    for implementation in ('c', 'numpy'):
+        if implementation == 'numpy':
+            monkeypatch.setattr(waymo_tfrecord, 'google_crc32c', None)
+        with pytest.raises(TFRecordError, match='data CRC mismatch'):
+            list(iter_tfrecord(str(source)))
+    assert len(list(iter_tfrecord(str(source), verify_crc=False))) == 2
+
+
 def test_frame_decoding_steps_over_other_fields_and_rejects_malformed_data():
     frame = parse_frame(_frame('ctx', -5, [(FRONT, b'jpegA'), (SIDE_RIGHT, b'jpegB')]))
     assert (frame.context_name, frame.timestamp_micros) == ('ctx', -5)  # int64 two's complement
@@ -157,7 +177,7 @@ def test_list_file_loads_in_unlabeled_image_dataset(tmp_path):
     extract_waymo([str(tmp_path / 'in')], str(tmp_path / 'waymo'), log=[].append)
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         dataset = DATASETS.build(dict(type='UnlabeledImageDataset', data_root=str(tmp_path / 'waymo'),
-                                      ann_file='front_camera.txt', pipeline=[dict(type='LoadImageFromFile')]))
+                                      ann_file='five_cameras.txt', pipeline=[dict(type='LoadImageFromFile')]))
         sample = dataset[1]
     assert len(dataset) == 2
     relative = sorted(expected)[1]
@@ -181,12 +201,12 @@ def test_rerun_skips_done_segments_and_redoes_a_half_done_one(tmp_path):
     b_paths = sorted(expected_b)
     os.remove(out / b_paths[0])
     (out / b_paths[1]).write_bytes(b'\xff\xd8 half')
-    (out / 'front_camera.txt').unlink()
+    (out / 'five_cameras.txt').unlink()
     third = extract_waymo([str(tmp_path / 'in')], str(out), log=[].append)
     assert (third['extracted'], third['skipped'], third['images']) == (1, 1, 3)
     for path, jpeg in {**expected_a, **expected_b}.items():
         assert (out / path).read_bytes() == jpeg
-    assert (out / 'front_camera.txt').read_text().splitlines() == sorted(expected_a) + b_paths
+    assert (out / 'five_cameras.txt').read_text().splitlines() == sorted(expected_a) + b_paths
     assert json.loads((out / '.done' / (source_b.name + '.json')).read_text())['frames'] == 3
     fourth = extract_waymo([str(tmp_path / 'in')], str(out), cameras=['FRONT', 'FRONT_LEFT'], log=[].append)
     assert fourth['extracted'] == 2  # other options: the markers do not match, both segments are redone
@@ -215,7 +235,7 @@ def test_corrupt_and_truncated_files_are_reported_and_skipped_without_stopping_t
     warnings = [line for line in log if line.startswith('WARNING')]
     assert len(warnings) == 3 and 'data CRC mismatch' in warnings[0] and 'truncated:' in warnings[1]
     assert 'truncated header (2 of 12 bytes' in warnings[2]
-    listed = (tmp_path / 'out' / 'front_camera.txt').read_text().splitlines()
+    listed = (tmp_path / 'out' / 'five_cameras.txt').read_text().splitlines()
     assert set(expected_good) <= set(listed) and len(listed) == 7
 
 
@@ -233,7 +253,7 @@ def test_workers_give_the_same_list(tmp_path):
     one = extract_waymo([str(tmp_path / 'in')], str(tmp_path / 'one'), log=[].append)
     two = extract_waymo([str(tmp_path / 'in')], str(tmp_path / 'two'), workers=2, log=[].append)
     assert one['images'] == two['images'] == 6
-    assert (tmp_path / 'one' / 'front_camera.txt').read_text() == (tmp_path / 'two' / 'front_camera.txt').read_text()
+    assert (tmp_path / 'one' / 'five_cameras.txt').read_text() == (tmp_path / 'two' / 'five_cameras.txt').read_text()
 
 
 def test_bad_inputs_are_clear_errors(tmp_path):
@@ -267,5 +287,58 @@ def test_command_line_errors_exit_with_a_message(tmp_path, capsys):
         import extract_waymo_frames
     finally:
         sys.path.remove(osp.join(ROOT, 'tools'))
-    with pytest.raises(SystemExit, match=r'error: input .*missing.* does not exist'):
+    with pytest.raises(SystemExit) as exit_info:
         extract_waymo_frames.main([str(tmp_path / 'missing'), '--out', str(tmp_path / 'out')])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("error: input '")
+
+
+def test_five_cameras_by_default_front_only_one_flag_away(tmp_path):
+    source, expected = _segment(tmp_path / 'in', 'seg_all', frames=2)
+    summary = extract_waymo([str(source)], str(tmp_path / 'out'), log=[].append)
+    assert summary['images'] == 6 and (tmp_path / 'out' / 'five_cameras.txt').read_text().count('\n') == 6
+    front = extract_waymo([str(source)], str(tmp_path / 'front'), cameras=['FRONT'], list_name='front_camera',
+                          log=[].append)
+    assert front['images'] == 2 and all(p.endswith('_FRONT.jpg')
+                                        for p in (tmp_path / 'front' / 'front_camera.txt').read_text().split())
+
+
+def test_positional_output_folder_is_an_error_not_a_silent_input(tmp_path):
+    """README's old form ``SEGMENTS_DIR OUT_DIR`` with an existing OUT_DIR: exit 2, one line, nothing written."""
+    _segment(tmp_path / 'segments', 'seg_amb', frames=1, cameras=(FRONT,))
+    (tmp_path / 'out').mkdir()
+    res = subprocess.run([sys.executable, osp.join(ROOT, 'tools', 'extract_waymo_frames.py'),
+                          str(tmp_path / 'segments'), str(tmp_path / 'out')], capture_output=True, text=True,
+                         timeout=300, cwd=tmp_path)
+    assert res.returncode == 2 and res.stderr.count('\n') == 1
+    assert f"holds no .tfrecord file: if it is meant as the output folder, give it as --out {tmp_path / 'out'}" \
+        in res.stderr
+    assert not (tmp_path / 'data').exists() and not list((tmp_path / 'out').iterdir())
+
+
+def _big_jpeg(h: int, w: int) -> bytes:
+    y, x = np.mgrid[0:h, 0:w]
+    img = np.stack([128 + 100 * np.sin(x / 15.0), 128 + 100 * np.sin(y / 11.0), 128 + 0 * x], 2).astype(np.uint8)
+    return cv2.imencode('.jpg', img, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
+
+
+def test_shrink_for_stores_each_frame_at_the_size_its_config_allows(tmp_path):
+    folder = tmp_path / 'in'
+    folder.mkdir()
+    images = [(FRONT, _big_jpeg(1280, 1920)), (SIDE_RIGHT, _big_jpeg(968, 1920))]
+    (folder / 'segment-s_with_camera_labels.tfrecord').write_bytes(_record(_frame('s', 5, images)))
+    config = osp.join(ROOT, 'configs', 'multisiam_waymo.py')
+    extract_waymo([str(folder)], str(tmp_path / 'out'), shrink_for=config, log=[].append)
+    policy = frame_shrink.ShrinkPolicy.from_config(config)
+    for name, hw in (('s/5_FRONT.jpg', (1280, 1920)), ('s/5_SIDE_RIGHT.jpg', (968, 1920))):
+        stored = cv2.imread(str(tmp_path / 'out' / name)).shape[:2]
+        assert stored == policy.plan(hw).stored and stored[0] < hw[0]  # each size its own factor
+    record = frame_shrink.read_record(str(tmp_path / 'out'))
+    assert record['config'] == config and set(record['sizes']) == {'1920x1280', '1920x968'}
+    assert record['sizes']['1920x1280']['factor'] == pytest.approx(policy.plan((1280, 1920)).factor, rel=1e-5)
+    log = []  # same options: done earlier; other options: redone, and without --shrink-for the record goes
+    extract_waymo([str(folder)], str(tmp_path / 'out'), shrink_for=config, log=log.append)
+    assert 'done earlier' in log[0]
+    extract_waymo([str(folder)], str(tmp_path / 'out'), log=[].append)
+    assert frame_shrink.read_record(str(tmp_path / 'out')) is None
+    assert (tmp_path / 'out' / 's' / '5_FRONT.jpg').read_bytes() == images[0][1]

@@ -3,7 +3,7 @@
 # BYOL's own distribution; the recorded geometry is simply not used by the model.
 _base_ = [
     '../_base_/models/byol_r50.py',
-    '../_base_/datasets/waymo_front_pairs.py',
+    '../_base_/datasets/waymo_pairs.py',
     '../_base_/schedules/lars_coslr.py',
     '../_base_/default_runtime.py',
 ]

@@ -1,5 +1,5 @@
-# DenseSiam (Zhang et al., ECCV 2022), ResNet-50, Waymo Open front-camera frames (image list of
-# _base_/datasets/waymo_front_pairs.py), with the paper's ImageNet pre-training setting (Sec. 5.1, appendix A):
+# DenseSiam (Zhang et al., ECCV 2022), ResNet-50, Waymo Open frames (five cameras) (image list of
+# _base_/datasets/waymo_pairs.py), with the paper's ImageNet pre-training setting (Sec. 5.1, appendix A):
 #   SimSiam's recipe: SGD, lr = 0.05 x total batch / 256, momentum 0.9, weight decay 1e-4, cosine decay over 200
 #   epochs, predictors at a fixed lr (SimSiamHook); 8 GPUs x 32 = 256 images -> lr 0.05. The paper's default total
 #   batch is 512 (lr 0.1): set train_dataloader.batch_size=64 and both lr values below, or use --auto-scale-lr.
@@ -13,7 +13,7 @@
 #   distribution otherwise unchanged. (iou_thr=0 would disable the threshold and allow disjoint views.)
 #   mim train multisiam_mm configs/densesiam/densesiam_r50_8xb32-coslr-200e_waymo.py --launcher slurm --gpus 8 ...
 _base_ = [
-    '../_base_/datasets/waymo_front_pairs.py',
+    '../_base_/datasets/waymo_pairs.py',
     '../_base_/default_runtime.py',
 ]
 lr = 0.05 * 8 * 32 / 256

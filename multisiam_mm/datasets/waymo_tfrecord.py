@@ -4,8 +4,10 @@ Three layers, each usable alone:
 
 - TFRecord framing (:func:`iter_tfrecord`): every record is ``uint64 length`` (little-endian), ``uint32 masked
   CRC32C of the length bytes``, ``length`` data bytes, ``uint32 masked CRC32C of the data``. CRC32C (Castagnoli) is
-  computed here with numpy (:func:`crc32c`); the mask is TFRecord's ``((crc >> 15) | (crc << 17)) + 0xa282ead8``
-  modulo 2**32. A bad CRC or a short read raises :class:`TFRecordError` with the byte offset of the record.
+  computed in C by google-crc32c (a runtime requirement; hardware CRC instructions where the CPU has them), with a
+  numpy implementation as the fallback where it is missing (:func:`crc32c_numpy`, equal results, tested); the mask
+  is TFRecord's ``((crc >> 15) | (crc << 17)) + 0xa282ead8`` modulo 2**32. A bad CRC or a short read raises
+  :class:`TFRecordError` with the byte offset of the record.
 - Protocol buffer wire format (:func:`iter_fields`): varints, fixed64, length-delimited and fixed32 fields; the
   fields a caller does not want (lidar range images, labels, calibrations, ...) are stepped over without copying.
 - The ``waymo.open_dataset.Frame`` message (:func:`parse_frame`): only what frame extraction needs.
@@ -41,7 +43,13 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Collection, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
+import cv2
 import numpy as np
+
+try:
+    import google_crc32c
+except ImportError:  # the numpy fallback below (about 60-100 MB/s instead of GB/s)
+    google_crc32c = None
 
 CAMERA_NAMES = {0: 'UNKNOWN', 1: 'FRONT', 2: 'FRONT_LEFT', 3: 'FRONT_RIGHT', 4: 'SIDE_LEFT', 5: 'SIDE_RIGHT',
                 6: 'REAR_LEFT', 7: 'REAR', 8: 'REAR_RIGHT'}
@@ -55,6 +63,8 @@ CAMERA_IMAGE_NAME, CAMERA_IMAGE_IMAGE = 1, 2
 WIRE_VARINT, WIRE_FIXED64, WIRE_LEN, WIRE_FIXED32 = 0, 1, 2, 5
 
 DONE_FOLDER = '.done'
+ALL_CAMERAS = ('FRONT', 'FRONT_LEFT', 'FRONT_RIGHT', 'SIDE_LEFT', 'SIDE_RIGHT')  # the five of v1 (paper Sec. 4.1)
+DEFAULT_LIST_NAME = 'five_cameras'
 _CRC32C_POLY = 0x82F63B78  # Castagnoli polynomial 0x1EDC6F41, bit-reflected
 _MASK_DELTA = 0xA282EAD8
 _ROW_BYTES = 4096  # crc32c: bytes per row of the vectorised pass
@@ -128,8 +138,8 @@ def _zero_shift_tables() -> Tuple[List[int], ...]:
     return tuple(start[256 * k:256 * (k + 1)].tolist() for k in range(4))
 
 
-def crc32c(data: Union[bytes, bytearray, memoryview]) -> int:
-    """CRC32C (Castagnoli, as in iSCSI and TFRecord) of ``data``: ``crc32c(b'123456789') == 0xE3069283``.
+def crc32c_numpy(data: Union[bytes, bytearray, memoryview]) -> int:
+    """CRC32C (Castagnoli, as in iSCSI and TFRecord) of ``data`` in numpy: ``crc32c(b'123456789') == 0xE3069283``.
 
     Long inputs are cut in rows of 4 KiB whose CRCs numpy computes side by side and which are then chained with
     precomputed zero-shift tables (about 100 MB/s here); short inputs go through the byte-at-a-time table loop.
@@ -143,6 +153,16 @@ def crc32c(data: Union[bytes, bytearray, memoryview]) -> int:
             crc = z0[crc & 0xFF] ^ z1[(crc >> 8) & 0xFF] ^ z2[(crc >> 16) & 0xFF] ^ z3[crc >> 24] ^ row_crc
         view = view[rows * _ROW_BYTES:]
     return _update_bytewise(crc, view.tobytes()) ^ 0xFFFFFFFF
+
+
+def crc32c(data: Union[bytes, bytearray, memoryview]) -> int:
+    """CRC32C of ``data``: by google-crc32c's C library when installed, else :func:`crc32c_numpy` (same value)."""
+    if google_crc32c is None:
+        return crc32c_numpy(data)
+    return google_crc32c.value(bytes(data) if isinstance(data, memoryview) else data)
+
+
+CRC32C_IMPLEMENTATION = 'numpy' if google_crc32c is None else f'google-crc32c ({google_crc32c.implementation})'
 
 
 def masked_crc32c(data: Union[bytes, bytearray, memoryview]) -> int:
@@ -333,12 +353,17 @@ def find_tfrecords(inputs: Sequence[str]) -> List[str]:
 
     Raises:
         FileNotFoundError: an input does not exist.
-        ValueError: no ``.tfrecord`` file was found.
+        ValueError: no ``.tfrecord`` file was found, or one of several input folders holds none (an output folder
+            given as an input, as in ``SEGMENTS_DIR OUT_DIR`` without ``--out``).
     """
     found = set()
     for path in inputs:
         if osp.isdir(path):
-            found.update(glob.glob(osp.join(glob.escape(path), '**', '*.tfrecord'), recursive=True))
+            inside = glob.glob(osp.join(glob.escape(path), '**', '*.tfrecord'), recursive=True)
+            if not inside and len(inputs) > 1:
+                raise ValueError(f'input folder {path!r} holds no .tfrecord file: if it is meant as the output '
+                                 f'folder, give it as --out {path}')
+            found.update(inside)
         elif osp.isfile(path):
             found.add(path)
         else:
@@ -370,7 +395,8 @@ def marker_path(out_dir: str, source: str) -> str:
     return osp.join(out_dir, DONE_FOLDER, osp.basename(source) + '.json')
 
 
-def read_marker(out_dir: str, source: str, cameras: Sequence[str], every: int) -> Optional[dict]:
+def read_marker(out_dir: str, source: str, cameras: Sequence[str], every: int,
+                shrink_for: Optional[str] = None) -> Optional[dict]:
     """The marker of ``source`` when it is done with these options and its size has not changed since, else None."""
     path = marker_path(out_dir, source)
     try:
@@ -379,13 +405,32 @@ def read_marker(out_dir: str, source: str, cameras: Sequence[str], every: int) -
     except (OSError, ValueError):
         return None
     same = (marker.get('source_size') == osp.getsize(source) and marker.get('cameras') == list(cameras)
-            and marker.get('every') == every)
+            and marker.get('every') == every and marker.get('shrink_for') == shrink_for)
     return marker if same else None
 
 
-def extract_segment(source: str, out_dir: str, cameras: Sequence[str] = ('FRONT',), every: int = 1,
-                    verify_crc: bool = True) -> SegmentResult:
+def _shrunk_jpeg(jpeg: memoryview, policy, quality: int) -> Union[bytes, memoryview]:
+    """The JPEG re-encoded at the size ``policy`` (a frame_shrink.ShrinkPolicy) allows for it; as stored when no
+    shrink is allowed or it does not decode (the loader will reject it then, as it would have)."""
+    from .frame_shrink import shrink_image
+    from .transforms.robust_loading import ImageRejected, decode_image
+    try:
+        img = decode_image(bytes(jpeg))
+    except ImageRejected:
+        return jpeg
+    plan = policy.plan(img.shape[:2])
+    if not plan.shrinks:
+        return jpeg
+    ok, data = cv2.imencode('.jpg', shrink_image(img, plan.stored), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return data.tobytes() if ok else jpeg
+
+
+def extract_segment(source: str, out_dir: str, cameras: Sequence[str] = ALL_CAMERAS, every: int = 1,
+                    verify_crc: bool = True, shrink_for: Optional[str] = None, quality: int = 95) -> SegmentResult:
     """Write the images of ``cameras`` of every ``every``-th frame of ``source`` and then its done marker.
+
+    With ``shrink_for`` (a config file), each image is stored at the size that config's pipeline allows for it
+    (multisiam_mm.datasets.frame_shrink, re-encoded at JPEG ``quality``); the marker records the factor per size.
 
     A corrupt/truncated record stops the file (recorded in ``corrupt``); a record that is not a Frame is skipped
     (counted in ``bad_frames``). The marker is written either way, so a rerun does not reread the file unless the
@@ -396,6 +441,10 @@ def extract_segment(source: str, out_dir: str, cameras: Sequence[str] = ('FRONT'
     stem = osp.splitext(osp.basename(source))[0]
     result = SegmentResult(source=source)
     made_folders = set()
+    policy = None
+    if shrink_for:
+        from .frame_shrink import ShrinkPolicy
+        policy = ShrinkPolicy.from_config(shrink_for)
     try:
         for index, record in enumerate(iter_tfrecord(source, verify_crc)):
             result.records += 1
@@ -413,20 +462,22 @@ def extract_segment(source: str, out_dir: str, cameras: Sequence[str] = ('FRONT'
                 made_folders.add(folder)
             for image in frame.images:
                 relative = f'{result.context_name}/{frame.timestamp_micros}_{CAMERA_NAMES[image.camera]}.jpg'
-                _write_atomic(osp.join(out_dir, relative), image.jpeg)
+                _write_atomic(osp.join(out_dir, relative),
+                              image.jpeg if policy is None else _shrunk_jpeg(image.jpeg, policy, quality))
                 result.images.append(relative)
             result.frames += 1
     except TFRecordError as error:
         result.corrupt = str(error)
     result.seconds = time.perf_counter() - start
-    marker = dict(asdict(result), source_size=osp.getsize(source), cameras=list(cameras), every=every)
+    marker = dict(asdict(result), source_size=osp.getsize(source), cameras=list(cameras), every=every,
+                  shrink_for=shrink_for, shrink=None if policy is None else policy.record(quality))
     del marker['skipped']
     os.makedirs(osp.join(out_dir, DONE_FOLDER), exist_ok=True)
     _write_atomic(marker_path(out_dir, source), json.dumps(marker, indent=1).encode('utf-8'))
     return result
 
 
-def _extract_task(args: Tuple[str, str, Tuple[str, ...], int, bool]) -> SegmentResult:
+def _extract_task(args: Tuple[str, str, Tuple[str, ...], int, bool, Optional[str], int]) -> SegmentResult:
     return extract_segment(*args)
 
 
@@ -440,12 +491,30 @@ def _run_tasks(tasks: List[tuple], workers: int) -> Iterator[SegmentResult]:
 
 
 def write_list_file(out_dir: str, list_name: str) -> Tuple[str, int, int]:
-    """Rebuild ``<out>/<list_name>.txt`` from all done markers in ``out_dir``; (path, images, segments)."""
+    """Rebuild ``<out>/<list_name>.txt`` from all done markers in ``out_dir``; (path, images, segments).
+
+    The shrink records of the markers (``--shrink-for``) are merged into ``<out>/frame_shrink.json`` (per frame
+    size the largest factor used); a stale record is removed when no marker has one.
+    """
+    from .frame_shrink import RECORD_NAME, write_record
     markers = sorted(glob.glob(osp.join(glob.escape(out_dir), DONE_FOLDER, '*.json')))
-    lines = []
+    lines, record = [], None
     for path in markers:
         with open(path, encoding='utf-8') as f:
-            lines.extend(json.load(f)['images'])
+            marker = json.load(f)
+        lines.extend(marker['images'])
+        shrink = marker.get('shrink')
+        if shrink:
+            record = record or dict(shrink, sizes={})
+            for key, entry in shrink['sizes'].items():
+                if key not in record['sizes'] or entry['factor'] > record['sizes'][key]['factor']:
+                    record['sizes'][key] = entry
+            if shrink['config'] != record['config']:
+                record['config'] = 'several configs (see .done/ markers)'
+    if record is not None:
+        write_record(out_dir, record)
+    elif osp.isfile(osp.join(out_dir, RECORD_NAME)):
+        os.remove(osp.join(out_dir, RECORD_NAME))
     list_file = osp.join(out_dir, f'{list_name}.txt')
     _write_atomic(list_file, ''.join(f'{line}\n' for line in lines).encode('utf-8'))
     return list_file, len(lines), len(markers)
@@ -471,14 +540,16 @@ def _progress_line(done: int, total: int, result: SegmentResult, rate: Optional[
     return line
 
 
-def extract_waymo(inputs: Sequence[str], out_dir: str, cameras: Sequence[str] = ('FRONT',), every: int = 1,
-                  list_name: str = 'front_camera', workers: int = 1, verify_crc: bool = True,
-                  log: Callable[[str], None] = print) -> Dict[str, Union[int, str, List[str]]]:
+def extract_waymo(inputs: Sequence[str], out_dir: str, cameras: Sequence[str] = ALL_CAMERAS, every: int = 1,
+                  list_name: str = DEFAULT_LIST_NAME, workers: int = 1, verify_crc: bool = True,
+                  log: Callable[[str], None] = print, shrink_for: Optional[str] = None,
+                  quality: int = 95) -> Dict[str, Union[int, str, List[str]]]:
     """Extract the camera images of every TFRecord file in ``inputs`` into ``out_dir`` and write the list file.
 
     Files done by an earlier run with the same ``cameras`` and ``every`` are skipped; ``workers`` > 1 extracts that
-    many files at once in worker processes. One progress line per file (with the ETA from the bytes left) and
-    warnings for corrupt files go to ``log``.
+    many files at once in worker processes. ``shrink_for``: store each image at the size that config's pipeline
+    allows (see :func:`extract_segment`; recorded in ``<out>/frame_shrink.json``). One progress line per file
+    (with the ETA from the bytes left) and warnings for corrupt files go to ``log``.
 
     Returns:
         A summary: ``segments``, ``extracted`` and ``skipped`` files, ``frames`` and ``images`` written now,
@@ -499,7 +570,7 @@ def extract_waymo(inputs: Sequence[str], out_dir: str, cameras: Sequence[str] = 
     os.makedirs(out_dir, exist_ok=True)
     results, todo = [], []
     for source in sources:
-        marker = read_marker(out_dir, source, cameras, every)
+        marker = read_marker(out_dir, source, cameras, every, shrink_for)
         if marker is None:
             todo.append(source)
         else:
@@ -507,7 +578,7 @@ def extract_waymo(inputs: Sequence[str], out_dir: str, cameras: Sequence[str] = 
             log(_progress_line(len(results), len(sources), results[-1], None, 0))
     left_bytes = sum(osp.getsize(s) for s in todo)
     done_bytes, start = 0, time.perf_counter()
-    tasks = [(source, out_dir, cameras, every, verify_crc) for source in todo]
+    tasks = [(source, out_dir, cameras, every, verify_crc, shrink_for, quality) for source in todo]
     for result in _run_tasks(tasks, workers):
         size = osp.getsize(result.source)
         done_bytes, left_bytes = done_bytes + size, left_bytes - size

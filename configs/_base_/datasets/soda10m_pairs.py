@@ -6,5 +6,5 @@
 #   cd data/soda10m && find SSLAD-2D/unlabeled -type f -iname '*.jpg' | sort > unlabeled.txt
 #   train_dataloader = dict(dataset=dict(data_prefix='', ann_file='unlabeled.txt'))
 # The loader (128 images per GPU, 8 workers, pair pipeline) is the Waymo one; only the image source differs.
-_base_ = ['waymo_front_pairs.py']
+_base_ = ['waymo_pairs.py']
 train_dataloader = dict(dataset=dict(data_root='data/soda10m', data_prefix='SSLAD-2D/unlabeled', ann_file=''))

@@ -1,7 +1,7 @@
-# Odin's data pipeline (Sec. 3.1, A.1) on the Waymo front-camera list of waymo_front_pairs.py: BYOL's two views,
+# Odin's data pipeline (Sec. 3.1, A.1) on the Waymo five-camera list of waymo_pairs.py: BYOL's two views,
 # drawn independently (no IoU constraint), 224 x 224 bicubic, flipped with p = 0.5, plus the un-augmented spanning
 # view (smallest box covering both views) resized to 448 x 448; then BYOL's photometric T / T' on the two views only.
-_base_ = ['waymo_front_pairs.py']
+_base_ = ['waymo_pairs.py']
 odin_pipeline = [
     dict(type='RobustLoadImage'),  # LoadImageFromFile that skips bad files
     dict(type='OdinSpanningView', size=448, span='views', interpolation='bicubic',
