@@ -21,7 +21,6 @@ inverse DCT, upsampling and colour conversion, not the entropy decoding of every
 """
 import argparse
 import cProfile
-import glob
 import io
 import math
 import os
@@ -40,6 +39,7 @@ from mmengine.registry import init_default_scope
 from mmpretrain.registry import TRANSFORMS
 from PIL import Image
 
+from multisiam_mm.datasets.image_listing import list_images
 from multisiam_mm.datasets.synthetic_streets import generate_scene
 from multisiam_mm.datasets.transforms import IoUPairCrop, RobustLoadImage, decode_image, robust_loading
 from multisiam_mm.datasets.transforms.robust_loading import OPENCV_DECODE_FLAGS
@@ -51,7 +51,7 @@ PIPELINES = ('(a) mmpretrain LoadImageFromFile + 2 x RandomResizedCrop',
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--images', help='folder of JPEG frames (default: synthetic street scenes)')
+    parser.add_argument('--images', help='folder of JPEG frames, searched recursively (default: synthetic scenes)')
     parser.add_argument('--frames', type=int, default=16, help='synthetic frames to write')
     parser.add_argument('--width', type=int, default=1920, help='synthetic frame width')
     parser.add_argument('--height', type=int, default=1280, help='synthetic frame height')
@@ -148,7 +148,10 @@ def main() -> None:
     np.random.seed(args.seed)
     with tempfile.TemporaryDirectory() as tmp:
         if args.images:
-            paths = sorted(p for p in glob.glob(osp.join(args.images, '*')) if p.lower().endswith(('.jpg', '.jpeg')))
+            try:
+                paths = list_images(args.images, extensions=('.jpg', '.jpeg'))
+            except (FileNotFoundError, ValueError) as err:
+                raise SystemExit(f'--images: {err}') from None
             source = f'{len(paths)} JPEGs from {args.images}'
         else:
             paths = write_synthetic_frames(tmp, args.frames, args.width, args.height, args.quality, args.blur)

@@ -296,5 +296,5 @@ def test_nan_loss_stops_before_the_step_and_keeps_the_last_good_checkpoint(tiny_
 def test_runtime_config_has_the_nan_guard_and_robust_loading():
     runtime = Config.fromfile(osp.join(ROOT, 'configs', '_base_', 'default_runtime.py'))
     pipeline = Config.fromfile(osp.join(ROOT, 'configs', '_base_', 'datasets', 'pair_pipeline.py'))
-    assert [h.type for h in runtime.custom_hooks] == ['NonFiniteLossHook', 'PairCropStatsHook']
+    assert [h.type for h in runtime.custom_hooks] == ['NonFiniteLossHook', 'PairCropStatsHook', 'BadFilesHook']
     assert pipeline.pair_pipeline[0].type == 'RobustLoadImage'

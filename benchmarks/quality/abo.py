@@ -6,7 +6,6 @@ label map (all pixels of one class form one segment; ``ignore_index`` pixels bel
 segment over all proposals, averaged over the segments of an image, then over images (ABO^c, in %). The scoring is
 ObjectDiscoveryMetric's, fed the class-merged map as its segments.
 """
-import os
 import os.path as osp
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -14,8 +13,9 @@ import cv2
 import numpy as np
 import torch
 
+from multisiam_mm.datasets.image_listing import list_images
 from multisiam_mm.evaluation import ObjectDiscoveryMetric
-from multisiam_mm.evaluation.cluster_maps import extract_features, load_backbone
+from multisiam_mm.evaluation.cluster_maps import extract_features, load_backbone, read_images
 
 
 def labelled_pairs(seg_root: str, img_dir: str, ann_dir: str, img_suffix: str, seg_suffix: str,
@@ -23,18 +23,19 @@ def labelled_pairs(seg_root: str, img_dir: str, ann_dir: str, img_suffix: str, s
     """(image, label) paths of a split: ``<img_dir>/<split>/**/<stem><img_suffix>`` with the label
     ``<ann_dir>/<split>/**/<stem><seg_suffix>`` at the same relative path, sorted. Missing labels are an error."""
     images_root, labels_root = osp.join(seg_root, img_dir, split), osp.join(seg_root, ann_dir, split)
-    pairs = []
-    for folder, _, files in os.walk(images_root):
-        for name in files:
-            if name.endswith(img_suffix):
-                rel = osp.relpath(osp.join(folder, name), images_root)
-                label = osp.join(labels_root, rel[:-len(img_suffix)] + seg_suffix)
-                if not osp.exists(label):
-                    raise FileNotFoundError(f'no label {label} for {osp.join(folder, name)}')
-                pairs.append((osp.join(folder, name), label))
-    if not pairs:
+    try:
+        images = [p for p in list_images(images_root, extensions=(img_suffix, )) if p.endswith(img_suffix)]
+    except ValueError:
+        images = []
+    if not images:
         raise FileNotFoundError(f'no *{img_suffix} images under {images_root}')
-    return sorted(pairs)
+    pairs = []
+    for path in images:
+        label = osp.join(labels_root, osp.relpath(path, images_root)[:-len(img_suffix)] + seg_suffix)
+        if not osp.exists(label):
+            raise FileNotFoundError(f'no label {label} for {path}')
+        pairs.append((path, label))
+    return pairs
 
 
 def class_segments(label: np.ndarray, ignore_index: int) -> torch.Tensor:
@@ -53,11 +54,12 @@ def semantic_abo(checkpoint: Optional[str], seed: int, seg_root: str, img_dir: s
     metric = ObjectDiscoveryMetric(ks=ks, kmeans_iters=10, kmeans_inits=2)
     pairs = labelled_pairs(seg_root, img_dir, ann_dir, img_suffix, seg_suffix)[:max_images]
     for start in range(0, len(pairs), batch_size):
-        chunk = pairs[start:start + batch_size]
-        images = [cv2.resize(cv2.imread(p, cv2.IMREAD_COLOR)[..., ::-1], size, interpolation=cv2.INTER_AREA)
-                  for p, _ in chunk]
-        labels = [cv2.resize(cv2.imread(p, cv2.IMREAD_UNCHANGED), size, interpolation=cv2.INTER_NEAREST)
-                  for _, p in chunk]
+        label_of = dict(pairs[start:start + batch_size])
+        kept, images = read_images(label_of, size, who='ABO')  # robust loader: a bad image is skipped, not scored
+        if not images:
+            continue
+        labels = [cv2.resize(cv2.imread(label_of[p], cv2.IMREAD_UNCHANGED), size, interpolation=cv2.INTER_NEAREST)
+                  for p in kept]
         with torch.no_grad():
             features = extract_features(backbone, images)
         segments = [class_segments(label, ignore_index) for label in labels]

@@ -41,10 +41,10 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from arms import ARMS  # noqa: E402
 from report import write_report  # noqa: E402
 
+from multisiam_mm.datasets.image_listing import list_images  # noqa: E402
 from multisiam_mm.utils.scalars import loss_curve  # noqa: E402
 
 STAGES = ('pretrain', 'linear', 'finetune', 'abo')
-IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
 # Seconds per unit of work before this run has measured any (2 CPU cores): used for the first ETA only.
 PRIOR_SECONDS = dict(pretrain_iter=1.0, linear_iter=0.15, finetune_iter=0.4, probe_fixed=50.0, abo_image=0.06)
 
@@ -115,22 +115,14 @@ def plan(args: argparse.Namespace) -> List[Tuple[str, int, str]]:
 
 
 def collect_images(sources: Sequence[str]) -> List[str]:
-    """Absolute paths of the images under folders (recursive) or in list files, sorted within each source."""
+    """Absolute paths of the images under folders (recursive) or in list files, sorted within each folder
+    (multisiam_mm.datasets.image_listing.list_images)."""
     paths: List[str] = []
     for src in sources:
-        if osp.isdir(src):
-            found = sorted(osp.join(d, f) for d, _, files in os.walk(src) for f in files
-                           if f.lower().endswith(IMAGE_SUFFIXES) and not f.startswith('.'))
-        elif osp.isfile(src):
-            base = osp.dirname(osp.abspath(src))
-            with open(src) as f:
-                found = [line.strip() for line in f if line.strip() and not line.startswith('#')]
-            found = [p if osp.isabs(p) else osp.join(base, p) for p in found]
-        else:
-            raise FileNotFoundError(f'--pretrain-images: {src!r} is neither a folder nor a list file')
-        if not found:
-            raise FileNotFoundError(f'--pretrain-images: no images in {src!r}')
-        paths += [osp.abspath(p) for p in found]
+        try:
+            paths += [osp.abspath(p) for p in list_images(src)]
+        except (FileNotFoundError, ValueError) as err:
+            raise FileNotFoundError(f'--pretrain-images: {err}') from None
     return paths
 
 

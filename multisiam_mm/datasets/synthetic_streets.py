@@ -565,6 +565,30 @@ def _remove_stale(root: str, keep: List[str]) -> None:
                     os.remove(osp.join(folder, name))
 
 
+def _foreign_entries(root: str, limit: int = 3) -> List[str]:
+    """Up to ``limit`` paths under ``root`` that this generator does not write: the sign of a folder of someone
+    else's data, which it must not write into (nor remove files from, as it removes stale scenes)."""
+    if not osp.isdir(root):
+        return [root] if osp.exists(root) else []
+    own = {'meta.json', 'classes.json', *(f'{split}.txt' for split in SPLITS)}
+    found = []
+    for name in sorted(os.listdir(root)):
+        path = osp.join(root, name)
+        if name in ('images', 'semantic', 'instances') and osp.isdir(path) and not osp.islink(path):
+            for split in sorted(os.listdir(path)):
+                folder = osp.join(path, split)
+                if split not in SPLITS or not osp.isdir(folder):
+                    found.append(folder)
+                else:
+                    found += [osp.join(folder, f) for f in sorted(os.listdir(folder))
+                              if not (_FILE_NAME.match(f) or f.endswith('.tmp'))][:limit]
+        elif name not in own and not name.endswith('.tmp'):
+            found.append(path)
+        if len(found) >= limit:
+            break
+    return found[:limit]
+
+
 def _write_scene(root: str, paths: Tuple[str, str, str], seed: int, width: int, height: int) -> None:
     """Render one scene and write its JPEG image and PNG masks."""
     img, sem, inst = generate_scene(seed, width, height)
@@ -599,7 +623,9 @@ def write_synthetic_dataset(root: str, num_train: int, num_val: int, width: int 
         the counts per split and the paths of ``meta.json``, ``classes.json`` and the list files.
 
     Raises:
-        FileExistsError: ``root`` holds a complete dataset with other parameters and ``overwrite`` is False.
+        FileExistsError: ``root`` holds a complete dataset with other parameters and ``overwrite`` is False; or
+            ``root`` holds files that this generator does not write (someone's data: never written into, whatever
+            ``overwrite``).
     """
     if num_train < 0 or num_val < 0:
         raise ValueError(f'num_train and num_val must be >= 0, got {num_train} and {num_val}')
@@ -612,6 +638,11 @@ def write_synthetic_dataset(root: str, num_train: int, num_val: int, width: int 
     summary = dict(root=root, num_train=num_train, num_val=num_val, width=width, height=height, seed=seed,
                    meta_file=meta_path, classes_file=osp.join(root, 'classes.json'),
                    list_files={split: osp.join(root, f'{split}.txt') for split in SPLITS})
+    foreign = _foreign_entries(root)
+    if foreign:
+        raise FileExistsError(f'{root} holds files that are not a synthetic street-scene set (e.g. '
+                              f'{", ".join(foreign)}); the generator writes only into an empty folder or one it made: '
+                              'choose another folder')
     old = _read_json(meta_path)
     if not overwrite and old is not None:
         if old != meta:

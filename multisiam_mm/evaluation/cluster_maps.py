@@ -4,12 +4,10 @@ Each image's final feature map (``H x W`` cells) is clustered on its own with :f
 by default, as MultiSiam's k-means targets), the cluster of each cell is upsampled (nearest) to the image and drawn
 as a translucent colour over it. Cluster indices are renumbered by first appearance in raster order, so the colours
 are deterministic (the top-left cell is always colour 0) and comparable between checkpoints. Everything here is a
-pure function of its inputs except :func:`load_backbone` (reads a checkpoint) and :func:`extract_features` (runs a
-network in eval mode, without gradients).
+pure function of its inputs except :func:`load_backbone` (reads a checkpoint), :func:`read_images` (reads image files
+through the robust loader) and :func:`extract_features` (runs a network in eval mode, without gradients).
 """
-import os
-import os.path as osp
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -17,6 +15,7 @@ import torch
 from mmpretrain.registry import MODELS
 from torch import Tensor, nn
 
+from ..datasets.transforms.robust_loading import load_images
 from ..models.utils.kmeans import Metric, batched_kmeans
 from ..utils.backbone_export import (
     ONLINE_PREFIXES,
@@ -32,7 +31,6 @@ CLUSTER_PALETTE = np.array([(230, 25, 75), (60, 180, 75), (0, 130, 200), (255, 2
                             (70, 240, 240), (245, 130, 48), (240, 50, 230), (128, 128, 0), (0, 0, 128)], np.uint8)
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
-IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
 
 
 def backbone_tensors(checkpoint: str, network: str = 'online') -> Dict[str, Tensor]:
@@ -136,24 +134,13 @@ def compose_grid(rows: Sequence[Sequence[np.ndarray]], column_names: Optional[Se
     return _join([_join(line, 1, pad) for line in lines], 0, pad)
 
 
-def read_images(paths: Sequence[str], size: Sequence[int]) -> List[np.ndarray]:
-    """RGB uint8 images read from ``paths`` and resized to ``size = (w, h)``."""
-    images = []
-    for path in paths:
-        bgr = cv2.imread(path, cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise FileNotFoundError(f'cannot read image {path}')
+def read_images(paths: Iterable[str], size: Sequence[int], limit: Optional[int] = None,
+                who: str = 'cluster maps') -> Tuple[List[str], List[np.ndarray]]:
+    """The paths and the RGB uint8 images ``(h, w, 3)``, resized to ``size = (w, h)``, of the first ``limit``
+    readable files of ``paths``, read by the robust loader: a bad file is skipped with a warning and quarantined
+    (multisiam_mm.datasets.transforms.robust_loading.load_images)."""
+    kept, images = [], []
+    for path, bgr in load_images(paths, limit, who=who):
+        kept.append(path)
         images.append(cv2.cvtColor(cv2.resize(bgr, tuple(size), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB))
-    return images
-
-
-def list_images(sources: Sequence[str], limit: Optional[int] = None) -> List[str]:
-    """Image paths from files and folders (a folder: its images, sorted, not recursive), at most ``limit``."""
-    paths = []
-    for src in sources:
-        if osp.isdir(src):
-            paths += sorted(osp.join(src, f) for f in os.listdir(src)
-                            if f.lower().endswith(IMAGE_SUFFIXES))
-        else:
-            paths.append(src)
-    return paths[:limit] if limit else paths
+    return kept, images

@@ -25,6 +25,16 @@ first ``warn_first`` rejections each, then only when the total reaches a power o
 images in a row are rejected the data cannot be read at all (wrong root, unmounted volume, wrong format), so the
 transform raises instead of letting mmengine retry ``max_refetch`` times per sample.
 
+Quarantine. A rejected file is added to a :class:`Quarantine`: it is not opened again in this run, by any process.
+The quarantine is the append-only text file named by the environment variable ``MULTISIAM_BAD_FILES``
+(``<work_dir>/bad_files.txt``: tools/train.py, tools/demo.py and BadFilesHook set it, :func:`record_bad_files`), one
+line ``path<TAB>reason`` per file, without duplicates (appends are serialised by ``flock``). Data workers are
+separate processes, each with its copy of the pipeline: they share the quarantine through that file, which each of
+them re-reads when it has grown (one ``stat`` per sample), so a file rejected by one worker is skipped by the others
+and by the workers of later epochs without being opened. Without the variable each process keeps its own in-memory
+quarantine. The readers outside the data pipeline (ClusterMapHook, tools/visualize_clusters.py, the probes and
+evaluation tools) read through :func:`load_images`, which skips, warns and quarantines in the same way.
+
 Cost: a good 1920x1280 JPEG decodes in the time ``cv2.imdecode`` takes (5.5 ms on the 2-core dev machine), to the
 same pixels as LoadImageFromFile; the Pillow path takes 1.3x that (docs/decode_benchmark.md).
 
@@ -35,12 +45,16 @@ every crop keeps its output size (multisiam_mm.datasets.transforms.scaled_pixels
 header cannot be parsed are decoded in full here, as without the option. A JPEG found corrupt only by the deferred
 decode is rejected there, through this loader's counters and warnings, and the crop transform returns ``None``.
 """
+import contextlib
+import fcntl
 import io
 import logging
+import os
+import os.path as osp
 from collections import Counter
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable, Optional, Tuple, Union
+from typing import Callable, Dict, Iterable, Iterator, Optional, Tuple, Union
 
 import cv2
 import numpy as np
@@ -60,8 +74,154 @@ OPENCV_DECODE_FLAGS = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv
                        8: cv2.IMREAD_REDUCED_COLOR_8}
 
 
+BAD_FILES_ENV = 'MULTISIAM_BAD_FILES'
+BAD_FILES_NAME = 'bad_files.txt'
+
+
 class ImageRejected(ValueError):
     """A file that cannot be turned into a usable 8-bit colour image; the message is the reason."""
+
+
+def _key(path: str) -> str:
+    """The quarantine key of a path: absolute for a local path (so ``a.jpg`` and ``./a.jpg`` are one file), as given
+    for a URL (``s3://...``)."""
+    return path if '://' in path else osp.abspath(path)
+
+
+def _escape(text: str) -> str:
+    """``text`` without tabs and line breaks (backslash escapes), so that a line of the quarantine file is one entry."""
+    return text.replace('\\', '\\\\').replace('\t', '\\t').replace('\n', '\\n').replace('\r', '\\r')
+
+
+def _unescape(text: str) -> str:
+    """The inverse of :func:`_escape`."""
+    out, i = [], 0
+    while i < len(text):
+        if text[i] == '\\' and i + 1 < len(text):
+            out.append({'t': '\t', 'n': '\n', 'r': '\r'}.get(text[i + 1], text[i + 1]))
+            i += 2
+        else:
+            out.append(text[i])
+            i += 1
+    return ''.join(out)
+
+
+class Quarantine:
+    """The files that failed to load in this run, shared by every process through one append-only text file.
+
+    Each line of the file is ``path<TAB>reason`` (tabs and line breaks in either escaped with backslashes); a path
+    appears once. Membership tests re-read the file only when it has grown (one ``os.stat``), so every process sees
+    the files the others added. ``path=None``: an in-memory quarantine of this process only.
+
+    Args:
+        path: the quarantine file (created on the first :meth:`add`); None for none.
+    """
+
+    def __init__(self, path: Optional[str] = None) -> None:
+        self.path = path
+        self.reasons: Dict[str, str] = {}  # key (see _key) -> reason
+        self._offset = 0  # bytes of the file already read
+
+    def _refresh(self) -> None:
+        """Read the complete lines appended to the file since the last read."""
+        if self.path is None:
+            return
+        try:
+            if os.stat(self.path).st_size <= self._offset:
+                return
+            with open(self.path, 'rb') as f:
+                f.seek(self._offset)
+                chunk = f.read()
+        except OSError:  # not written yet
+            return
+        end = chunk.rfind(b'\n') + 1  # a line being written by another process is read next time
+        for line in chunk[:end].decode('utf-8', 'replace').splitlines():
+            path, _, reason = line.partition('\t')
+            if path:
+                self.reasons.setdefault(_unescape(path), _unescape(reason))
+        self._offset += end
+
+    def __contains__(self, path: str) -> bool:
+        key = _key(path)
+        if key not in self.reasons:
+            self._refresh()
+        return key in self.reasons
+
+    def __len__(self) -> int:
+        self._refresh()
+        return len(self.reasons)
+
+    def add(self, path: str, reason: str) -> bool:
+        """Quarantine ``path``; False when it already was (by this or another process)."""
+        if path in self:
+            return False
+        key = _key(path)
+        if self.path is not None:
+            folder = osp.dirname(osp.abspath(self.path))
+            os.makedirs(folder, exist_ok=True)
+            with open(self.path, 'ab') as f:
+                fcntl.flock(f, fcntl.LOCK_EX)  # released by close; another process may have added it meanwhile
+                self._refresh()
+                if key in self.reasons:
+                    return False
+                f.write(f'{_escape(key)}\t{_escape(reason)}\n'.encode())
+        self.reasons[key] = reason
+        return True
+
+
+def current_quarantine_file() -> Optional[str]:
+    """The quarantine file of this run: ``$MULTISIAM_BAD_FILES``, or None when unset."""
+    return os.environ.get(BAD_FILES_ENV) or None
+
+
+@contextlib.contextmanager
+def record_bad_files(work_dir: str) -> Iterator[str]:
+    """Within the block, quarantine bad files in ``<work_dir>/bad_files.txt`` (in this process and in the data
+    workers started inside it); the previous setting comes back afterwards. Yields the file's path."""
+    path = osp.join(osp.abspath(work_dir), BAD_FILES_NAME)
+    previous = os.environ.get(BAD_FILES_ENV)
+    os.environ[BAD_FILES_ENV] = path
+    try:
+        yield path
+    finally:
+        if previous is None:
+            os.environ.pop(BAD_FILES_ENV, None)
+        else:
+            os.environ[BAD_FILES_ENV] = previous
+
+
+def read_file_bytes(path: str, backend_args: Optional[dict] = None) -> bytes:
+    """The bytes of a file through mmengine's file backends; ImageRejected (``cannot read``) when that fails."""
+    try:
+        return get(path, backend_args=backend_args)
+    except Exception as err:  # missing file, broken link, a folder, permission, I/O or network error
+        raise ImageRejected(f'cannot read ({type(err).__name__}: {err})') from err
+
+
+def load_images(paths: Iterable[str], limit: Optional[int] = None, min_size: int = 0,
+                quarantine: Optional[Quarantine] = None, who: str = 'load_images') -> Iterator[Tuple[str, np.ndarray]]:
+    """``(path, BGR uint8 (H, W, 3))`` of each readable image of ``paths``, in order, until ``limit`` of them.
+
+    A file that cannot be used (unreadable, empty, not an image, truncated, too small, ...) is skipped with a
+    warning naming it and the reason, and quarantined; a file already quarantined is skipped without being opened.
+    ``quarantine`` defaults to the run's (:func:`current_quarantine_file`).
+    """
+    quarantine = quarantine if quarantine is not None else Quarantine(current_quarantine_file())
+    found = 0
+    for path in paths:
+        if limit is not None and found >= limit:
+            return
+        if path in quarantine:
+            continue
+        try:
+            img = decode_image(read_file_bytes(path), min_size)
+        except ImageRejected as err:
+            quarantine.add(path, str(err))
+            listed = f' (listed in {quarantine.path})' if quarantine.path else ''
+            print_log(f'{who}: skipped {path!r}: {err}{listed}', logger='current', level=logging.WARNING)
+            continue
+        found += 1
+        yield path, img
 
 
 def decode_image(data: bytes, min_size: int = 0, factor: int = 1) -> np.ndarray:
@@ -257,10 +417,23 @@ class RobustLoadImage(BaseTransform):
         self.reduced_decode = reduced_decode
         self.loaded = 0
         self.rejected: Counter = Counter()
+        self.skipped = 0  # files found in the quarantine, not opened
         self.consecutive = 0
+        self._quarantine = Quarantine(current_quarantine_file())
+
+    @property
+    def quarantine(self) -> Quarantine:
+        """This process's view of the run's quarantine (follows ``$MULTISIAM_BAD_FILES``)."""
+        path = current_quarantine_file()
+        if path != self._quarantine.path:
+            self._quarantine = Quarantine(path)
+        return self._quarantine
 
     def transform(self, results: dict) -> Optional[dict]:
         path = results['img_path']
+        if path in self.quarantine:
+            self._verdict(path, 'quarantined', known=True)
+            return None
         try:
             img = self._load(path)
         except ImageRejected as err:
@@ -279,24 +452,26 @@ class RobustLoadImage(BaseTransform):
 
     def _load(self, path: str) -> Union[np.ndarray, DeferredJpeg]:
         """The decoded image; with ``reduced_decode``, a :class:`DeferredJpeg` where the file is a readable JPEG."""
-        try:
-            data = get(path, backend_args=self.backend_args)
-        except Exception as err:  # missing file, permission, I/O or network error
-            raise ImageRejected(f'cannot read ({type(err).__name__}: {err})') from err
+        data = read_file_bytes(path, self.backend_args)
         header = read_jpeg_header(data) if self.reduced_decode else None
         if header is None:
             return decode_image(data, self.min_size)
         _check_size(header[0], self.min_size)
         return DeferredJpeg(data, *header, report=partial(self._verdict, path))
 
-    def _verdict(self, path: str, reason: Optional[str]) -> None:
-        """Count a decoded image (``reason`` None) or a rejected one: warn, and raise after max_consecutive in a row."""
+    def _verdict(self, path: str, reason: Optional[str], known: bool = False) -> None:
+        """Count a decoded image (``reason`` None), a rejected one (quarantined, warned) or one skipped because it
+        already was quarantined (``known``, not warned again); raise after max_consecutive failures in a row."""
         if reason is None:
             self.loaded += 1
             self.consecutive = 0
             return
-        self.rejected[reason.split(' (')[0]] += 1
         self.consecutive += 1
+        if known:
+            self.skipped += 1
+        else:
+            self.rejected[reason.split(' (')[0]] += 1
+            self.quarantine.add(path, reason)
         total = sum(self.rejected.values())
         worker = _worker_id()
         where = 'main process' if worker is None else f'data worker {worker}'
@@ -304,9 +479,11 @@ class RobustLoadImage(BaseTransform):
             raise RuntimeError(f'RobustLoadImage: {self.consecutive} images in a row could not be loaded in the '
                                f'{where}, the last {path!r}: {reason}. The data looks unreadable (wrong data_root, '
                                f'unmounted volume, unsupported format?). Rejections so far: {dict(self.rejected)}')
-        if total <= self.warn_first or total & (total - 1) == 0:
-            print_log(f'RobustLoadImage: skipped {path!r}: {reason}. {where}: {total} rejected, {self.loaded} '
-                      f'loaded, by reason {dict(self.rejected)}', logger='current', level=logging.WARNING)
+        if not known and (total <= self.warn_first or total & (total - 1) == 0):
+            listed = f'listed in {self.quarantine.path}' if self.quarantine.path else 'this process only'
+            print_log(f'RobustLoadImage: skipped {path!r}: {reason} (quarantined, {listed}: not read again). '
+                      f'{where}: {total} rejected, {self.loaded} loaded, by reason {dict(self.rejected)}',
+                      logger='current', level=logging.WARNING)
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(min_size={self.min_size}, to_float32={self.to_float32}, '

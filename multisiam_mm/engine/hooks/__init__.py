@@ -1,3 +1,4 @@
+from .bad_files_hook import BadFilesHook
 from .channels_last import ChannelsLastHook
 from .cluster_map_hook import ClusterMapHook
 from .densesiam_region_hook import DenseSiamRegionSimHook
@@ -6,5 +7,5 @@ from .nonfinite_loss import NonFiniteLossError, NonFiniteLossHook
 from .pair_crop_stats_hook import PairCropStatsHook
 from .strict_backbone_load import StrictBackboneLoadHook
 
-__all__ = ['ChannelsLastHook', 'ClusterMapHook', 'DenseSiamRegionSimHook', 'MidEpochCheckpointHook',
+__all__ = ['BadFilesHook', 'ChannelsLastHook', 'ClusterMapHook', 'DenseSiamRegionSimHook', 'MidEpochCheckpointHook',
            'NonFiniteLossError', 'NonFiniteLossHook', 'PairCropStatsHook', 'StrictBackboneLoadHook']
