@@ -16,6 +16,7 @@ from mmpretrain.registry import MODELS as PRETRAIN_MODELS
 from multisiam_mm.engine import StrictBackboneLoadHook
 from multisiam_mm.utils.backbone_export import (
     BackboneKeyError,
+    CheckpointError,
     convert_keys,
     extract_backbone,
     from_detectron2_key,
@@ -74,6 +75,84 @@ def test_detectron2_keys_round_trip():
     assert not any(k.startswith(('layer', 'conv1', 'bn1')) or '.bn' in k or 'downsample' in k for k in d2)
     assert [from_detectron2_key(k) for k in d2] == list(sd)
     assert to_detectron2_key('layer4.1.bn2.weight') == 'res5.1.conv2.norm.weight'
+
+
+def pretraining_checkpoint(path, depth: int) -> dict:
+    """A file shaped like a pretraining checkpoint (``backbone.*`` keys) around a random ResNet-``depth``; returns
+    the backbone's state_dict."""
+    sd = PRETRAIN_MODELS.build(dict(type='ResNet', depth=depth)).state_dict()
+    torch.save({'state_dict': {f'backbone.{k}': v for k, v in sd.items()}, 'meta': {}}, str(path))
+    return sd
+
+
+@pytest.mark.parametrize('depth', [18, 50])
+def test_torchvision_export_loads_into_torchvision_with_only_fc_missing(depth, tmp_path):
+    import torchvision
+
+    sd = pretraining_checkpoint(tmp_path / 'ckpt.pth', depth)
+    out = str(tmp_path / 'tv.pth')
+    save_backbone(extract_backbone(str(tmp_path / 'ckpt.pth'), fmt='torchvision'), out)
+    loaded = torch.load(out, weights_only=True)
+    model = getattr(torchvision.models, f'resnet{depth}')()
+    result = model.load_state_dict(loaded, strict=False)
+    assert sorted(result.missing_keys) == ['fc.bias', 'fc.weight'] and result.unexpected_keys == []
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in sd.items())
+    if depth == 18:  # same computation, not only same names: torchvision's trunk == mmpretrain's ResNet
+        ours = PRETRAIN_MODELS.build(dict(type='ResNet', depth=18))
+        ours.load_state_dict(sd)
+        ours.eval(), model.eval()
+        x = torch.randn(1, 3, 64, 64)
+        trunk = torch.nn.Sequential(*list(model.children())[:-2])
+        with torch.no_grad():
+            assert torch.allclose(ours(x)[-1], trunk(x), atol=1e-5)
+
+
+def test_docs_torchvision_snippet_runs(tmp_path, monkeypatch, capsys):
+    """The three-line torchvision snippet of docs/transfer.md, run as written on a ResNet-50 export."""
+    import re
+
+    blocks = re.findall(r'```python\n(.*?)```', open(osp.join(ROOT, 'docs', 'transfer.md')).read(), re.S)
+    snippet = [b for b in blocks if 'torchvision.models' in b]
+    assert len(snippet) == 1 and len(snippet[0].strip().splitlines()) == 3
+    pretraining_checkpoint(tmp_path / 'ckpt.pth', 50)
+    save_backbone(extract_backbone(str(tmp_path / 'ckpt.pth'), fmt='torchvision'), str(tmp_path / 'r50_tv.pth'))
+    monkeypatch.chdir(tmp_path)
+    exec(snippet[0], {})
+    assert capsys.readouterr().out.strip() == "_IncompatibleKeys(missing_keys=['fc.weight', 'fc.bias'], " \
+                                              'unexpected_keys=[])'
+
+
+def moco_detectron2_name(key: str) -> str:
+    """The name MoCo's detection/convert-pretrain-to-detectron2.py gives a torchvision ResNet key (its rule: 'stem.'
+    before non-layer keys, layerN -> res(N+1), bnN -> convN.norm, downsample.0/1 -> shortcut/shortcut.norm)."""
+    if 'layer' not in key:
+        key = 'stem.' + key
+    for t in (1, 2, 3, 4):
+        key = key.replace(f'layer{t}', f'res{t + 1}')
+    for t in (1, 2, 3):
+        key = key.replace(f'bn{t}', f'conv{t}.norm')
+    return key.replace('downsample.0', 'shortcut').replace('downsample.1', 'shortcut.norm')
+
+
+def test_detectron2_export_is_moco_converters_pickle(tmp_path):
+    import pickle
+
+    import numpy as np
+
+    sd = pretraining_checkpoint(tmp_path / 'ckpt.pth', 50)
+    out = str(tmp_path / 'r50_d2.pkl')
+    save_backbone(extract_backbone(str(tmp_path / 'ckpt.pth'), fmt='detectron2'), out)
+    with open(out, 'rb') as f:
+        content = pickle.load(f)
+    assert set(content) == {'model', '__author__', 'matching_heuristics'} and content['matching_heuristics'] is True
+    assert content['model'].keys() == {moco_detectron2_name(k) for k in sd}
+    assert all(isinstance(v, np.ndarray) and np.array_equal(v, sd[k].numpy())
+               for k, v in ((k, content['model'][moco_detectron2_name(k)]) for k in sd))
+    # detectron2 ResNet-50 module names (stem, res2-res5 with BottleneckBlocks, conv*.norm, shortcut.norm)
+    assert {'stem.conv1.weight', 'stem.conv1.norm.running_var', 'res2.0.conv3.norm.bias', 'res2.0.shortcut.weight',
+            'res2.0.shortcut.norm.weight', 'res5.2.conv2.weight', 'res4.5.conv1.norm.weight'} <= content['model'].keys()
+    with pytest.raises(CheckpointError, match=r'name the output .*r50_d2\.pkl'):
+        save_backbone(extract_backbone(str(tmp_path / 'ckpt.pth'), fmt='detectron2'), str(tmp_path / 'r50_d2.pth'))
 
 
 def test_torchvision_refuses_deep_stem():
@@ -167,8 +246,9 @@ def test_strict_hook_loads_into_benchmark_models(config, extracted, tmp_path):
 
     d2 = str(tmp_path / 'd2.pth')
     save_backbone(dict(state_dict=convert_keys(saved, 'detectron2'), meta={}), d2)
-    with pytest.raises(BackboneKeyError, match=r'missing keys \(\d+\): .*conv1\.weight.*\n.*unexpected keys.*'
-                                               r'stem\.conv1\.weight'):
+    with pytest.raises(BackboneKeyError, match=r'missing keys \(\d+\): .*conv1\.weight.*; unexpected keys \(\d+\): '
+                                               r'res2.*; these are detectron2 names: extract the backbone in the '
+                                               r'mmpretrain layout'):
         StrictBackboneLoadHook(checkpoint=d2).before_train(fake_runner(model))
 
 
@@ -189,10 +269,12 @@ def test_extract_tool_summary_and_errors(pretrain_dir, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert 'network:    target' in printed and 'format:     torchvision' in printed and out in printed
     assert f'tensors:    {len(resnet18_state_dict())}\n' in printed
+    assert 'load:       torchvision.models.resnet50().load_state_dict(torch.load(OUT), strict=False)' in printed
+    assert set(torch.load(out, weights_only=True)) == set(resnet18_state_dict())  # the plain state_dict
     bad = str(tmp_path / 'bad.pth')
     torch.save({'state_dict': {'encoder.conv.weight': torch.zeros(1)}}, bad)
-    with pytest.raises(SystemExit, match=r'no online backbone keys .* prefixes found: encoder\.conv\.'):
-        tool.main([bad, out])
+    with pytest.raises(BackboneKeyError, match=r'no online backbone keys .* prefixes found: encoder\.conv\.'):
+        tool.main([bad, out])  # run as a script: one line, exit 2 (tests/test_cli_errors.py)
 
 
 @pytest.mark.slow
@@ -219,4 +301,4 @@ def test_finetune_end_to_end_on_synthetic_streets(pretrain_dir, tiny_streets, tm
                '--launcher', 'slurm', '--partition', 'p', '--gpus', '8', '--dry-run'])
     assert capsys.readouterr().out.strip().splitlines()[-1] == (
         f'mim train mmseg {work_dir}/fcn_r50_pretrained_40k_cityscapes-512x1024.py --work-dir {work_dir} '
-        '--launcher slurm --gpus 8 --partition p --gpus-per-node 8')
+        '--launcher slurm --gpus 8 --partition p --gpus-per-node 8 --srun-args=')

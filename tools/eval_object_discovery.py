@@ -19,6 +19,7 @@ Examples:
 import argparse
 import glob
 import os.path as osp
+import re
 import sys
 from typing import Callable, Iterable, Iterator, List, Optional, Tuple
 
@@ -28,14 +29,16 @@ import numpy as np
 import torch
 from mmengine.config import Config, DictAction
 from mmengine.registry import init_default_scope
-from mmengine.runner import load_checkpoint
 from torch import Tensor, nn
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)  # run from a checkout without installing
 import multisiam_mm  # noqa: E402,F401  (registration)
 from multisiam_mm.evaluation import ObjectDiscoveryMetric  # noqa: E402
+from multisiam_mm.evaluation.cluster_maps import backbone_tensors  # noqa: E402
 from multisiam_mm.evaluation.object_discovery import DEFAULT_KS  # noqa: E402
+from multisiam_mm.utils.backbone_export import load_backbone_strict, load_state_dict_file, resolve_checkpoint  # noqa: E402
+from multisiam_mm.utils.cli_errors import run_cli  # noqa: E402
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp')
 IMAGENET_MEAN, IMAGENET_STD = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
@@ -52,8 +55,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                                           'skipped if missing)')
     parser.add_argument('--config', help='model config (e.g. an Odin config); without it: a randomly initialised '
                                          'ResNet of --depth')
-    parser.add_argument('--checkpoint', help='checkpoint to load (mmengine; with no --config, keys under '
-                                             '"backbone." or bare ResNet keys)')
+    parser.add_argument('--checkpoint', help='checkpoint to load strictly (mmengine; with no --config, keys under '
+                                             '"backbone." or bare ResNet keys, of a ResNet of --depth)')
     parser.add_argument('--depth', type=int, default=50, help='ResNet depth without --config (default: %(default)s)')
     parser.add_argument('--size', type=int, default=1024,
                         help='side of the resized centre crop (A.4: 1024 for ResNets; default: %(default)s)')
@@ -129,10 +132,13 @@ def build_feature_fn(args: argparse.Namespace) -> Tuple[Callable[[Tensor], Tenso
                                        to_rgb=True))
         def extract(x: Tensor) -> Tensor:
             return model(x)[-1]
-    if args.checkpoint:
-        backbone_keys = [] if args.config else [(r'^backbone\.', '')]  # a bare ResNet takes the backbone weights
-        load_checkpoint(model, args.checkpoint, map_location='cpu', strict=False,
-                        revise_keys=[(r'^module\.', ''), *backbone_keys])
+    if args.checkpoint:  # strict: a partly loaded model would print a number that means nothing
+        if args.config:
+            state = {re.sub(r'^module\.', '', k): v for k, v in
+                     load_state_dict_file(resolve_checkpoint(args.checkpoint)).items()}
+        else:  # a bare ResNet takes the online backbone of a pretraining checkpoint, or a backbone-only file
+            state = backbone_tensors(args.checkpoint)
+        load_backbone_strict(model, state)
         name += f' ({osp.basename(args.checkpoint)})'
     else:
         name += ' (random init)'
@@ -179,4 +185,4 @@ def main(argv: Optional[List[str]] = None) -> dict:
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

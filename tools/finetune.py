@@ -76,8 +76,8 @@ def launch_command(args: argparse.Namespace, cfg_path: str, work_dir: str, scope
         cmd = ['mim', 'train', scope, cfg_path, '--work-dir', work_dir, '--launcher', args.launcher]
         if args.launcher != 'none':  # mim trains on one device without a launcher
             cmd += ['--gpus', str(args.gpus)]
-        if args.launcher == 'slurm':
-            cmd += ['--partition', args.partition, '--gpus-per-node', str(min(args.gpus, 8))]
+        if args.launcher == 'slurm':  # mim 0.3.9 under click 8.5 crashes on an unset --srun-args
+            cmd += ['--partition', args.partition, '--gpus-per-node', str(min(args.gpus, 8)), '--srun-args=']
         return cmd, {}
     if args.launcher == 'pytorch':
         return ['bash', osp.join(ROOT, 'tools', 'dist_train.sh'), cfg_path, str(args.gpus), '--work-dir', work_dir], {}

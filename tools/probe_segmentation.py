@@ -31,6 +31,7 @@ from mmseg.utils import register_all_modules
 
 from multisiam_mm.evaluation.cluster_maps import backbone_tensors
 from multisiam_mm.utils.backbone_export import load_backbone_strict
+from multisiam_mm.utils.cli_errors import UserError, run_cli
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = dict(linear=osp.join(ROOT, 'configs/benchmarks/mmseg/linear_r18_synthetic_streets.py'),
@@ -190,6 +191,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, object]:
     """Run the probe; print and return ``{'mIoU', 'aAcc', 'per_class'}``."""
     args = parse_args(argv)
+    for folder in (osp.join(args.data_root, sub, split) for sub in (args.img_dir, args.ann_dir)
+                   for split in ('train', 'val')):
+        if not osp.isdir(folder):
+            raise UserError(f'segmentation folder {folder} does not exist; the probe reads DATA_ROOT/{args.img_dir}/'
+                            f'{{train,val}} and DATA_ROOT/{args.ann_dir}/{{train,val}} (a synthetic one: '
+                            'tools/gen_synthetic_streets.py --out DIR)')
     register_all_modules(init_default_scope=False)
     cfg = probe_config(args)
     attach_backbone(cfg, args)
@@ -214,4 +221,4 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, object]:
 
 
 if __name__ == '__main__':
-    main(sys.argv[1:])
+    run_cli(main, sys.argv[1:])

@@ -1,7 +1,7 @@
 """Train a multisiam_mm (or any mmpretrain) self-supervised model with mmengine's Runner.
 
 Examples:
-  python tools/train.py configs/multisiam/multisiam_r50_waymo.py --work-dir work_dirs/ms
+  python tools/train.py configs/multisiam_waymo.py --work-dir work_dirs/ms
   python tools/train.py CONFIG --resume                 # resume from the latest checkpoint in the work dir
   python tools/train.py CONFIG --resume PATH.pth        # resume from a given checkpoint
   torchrun --nproc_per_node 8 tools/train.py CONFIG --launcher pytorch
@@ -9,6 +9,10 @@ Examples:
 
 Without CUDA, --launcher pytorch/slurm run on CPU: gloo process group, DDP without device ids
 (multisiam_mm/utils/dist_launch.py, docs/distributed.md).
+
+CONFIG is a path or the file name of a config under configs/ (e.g. multisiam_synthetic_demo). A config that does not
+exist, a missing list file or image folder, or a missing --resume checkpoint stops before the Runner is built, with
+one line naming the problem and the fix (exit status 2).
 """
 import argparse
 import os
@@ -22,7 +26,10 @@ from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without installing
 import multisiam_mm  # noqa: E402,F401  registers the components and the checkpoint safe-globals
+from multisiam_mm.utils.cli_errors import check_data_sources, check_file, resolve_config, run_cli  # noqa: E402
 from multisiam_mm.utils.dist_launch import prepare_cpu_distributed  # noqa: E402
+
+CONFIG_ROOT = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs')  # also under multisiam_mm/.mim
 
 
 def parse_args(argv: list = None) -> argparse.Namespace:
@@ -70,7 +77,12 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
 def main(argv: list = None) -> None:
     """Parse the arguments, build the Runner (on CPU, distributed over gloo) and train."""
     args = parse_args(argv)
+    args.config = resolve_config(args.config, CONFIG_ROOT)
     cfg = merge_args(Config.fromfile(args.config), args)
+    check_data_sources(cfg)
+    if cfg.get('resume') and cfg.get('load_from'):
+        check_file(cfg.load_from, 'checkpoint to resume from', 'give a .pth of the work dir, or --resume alone for '
+                   'its latest checkpoint')
     if args.launcher in ('pytorch', 'slurm') and get_device() == 'cpu':
         prepare_cpu_distributed(cfg)  # mmengine's init_dist and DDP wrapping assume an accelerator
     runner = Runner.from_cfg(cfg)
@@ -82,4 +94,4 @@ def main(argv: list = None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

@@ -18,6 +18,7 @@ from typing import Optional, Sequence
 import cv2
 
 from multisiam_mm.evaluation.cluster_maps import cluster_overlays, compose_grid, list_images, load_backbone, read_images
+from multisiam_mm.utils.cli_errors import run_cli
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -66,4 +67,4 @@ def main(argv: Optional[Sequence[str]] = None) -> str:
 
 
 if __name__ == '__main__':
-    main(sys.argv[1:])
+    run_cli(main, sys.argv[1:])

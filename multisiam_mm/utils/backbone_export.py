@@ -274,6 +274,23 @@ def summary(exported: dict, out: Optional[str] = None) -> str:
     return '\n'.join(lines)
 
 
+def _layout_hint(unexpected: List[str], expected: set) -> str:
+    """What the unexpected keys of a strict load say about the file: detectron2 names, or a whole pretraining model
+    (``backbone.*``) where backbone keys were expected; '' otherwise."""
+    def renamed(key: str) -> Optional[str]:
+        try:
+            return from_detectron2_key(key)
+        except BackboneKeyError:
+            return None
+    if unexpected and all(renamed(k) in expected for k in unexpected):
+        return ('; these are detectron2 names: extract the backbone in the mmpretrain layout '
+                '(tools/extract_backbone.py CKPT OUT.pth, no --format)')
+    if unexpected and all(k.startswith('backbone.') and k[len('backbone.'):] in expected for k in unexpected):
+        return ('; this is a whole pretraining model: extract its backbone first '
+                '(tools/extract_backbone.py CKPT OUT.pth)')
+    return ''
+
+
 def load_backbone_strict(module: nn.Module, state_dict: Mapping[str, Tensor], max_listed: int = 12) -> None:
     """Load ``state_dict`` into ``module`` (a backbone, or any module) requiring exactly its keys and shapes.
 
@@ -295,5 +312,6 @@ def load_backbone_strict(module: nn.Module, state_dict: Mapping[str, Tensor], ma
                  + (f', ... ({len(keys) - max_listed} more)' if len(keys) > max_listed else '')
                  for title, keys in (('missing keys', missing), ('unexpected keys', unexpected),
                                      ('shape mismatches', mismatched)) if keys]
-        raise BackboneKeyError(f'backbone checkpoint does not match {type(module).__name__}:\n  ' + '\n  '.join(parts))
+        raise BackboneKeyError(f'the checkpoint does not fit the {type(module).__name__}: ' + '; '.join(parts)
+                               + _layout_hint(unexpected, set(expected)))
     module.load_state_dict(state_dict, strict=True)

@@ -5,6 +5,7 @@
 max_epochs = 325
 optim_wrapper = dict(
     type='OptimWrapper',
+    constructor='TrainableParamsOptimWrapperConstructor',  # the frozen EMA target's parameters: one log line
     optimizer=dict(type='LARS', lr=4.0, momentum=0.9, weight_decay=1e-5),
     paramwise_cfg=dict(custom_keys={
         'bn': dict(decay_mult=0, lars_exclude=True),
