@@ -346,6 +346,8 @@ def test_configs_carry_the_paper_setting():
     assert (cfg.model.grid_size, cfg.model.loss_pix_weight, cfg.model.loss_region_weight) == (7, 1.0, 0.1)
     assert cfg.model.pix_head.grid_order == 'proj_pred_grid' and cfg.model.pix_head.out_channels == 512
     assert cfg.model.region_head.out_channels == 512 and cfg.model.global_region == 'image'
+    assert cfg.model.pix_head.similarity == 'cross_entropy'  # eq. 3 (Sec. 3.3)
+    assert cfg.model.pix_head.pred_hid_channels == cfg.model.region_head.pred_hid_channels == 512  # Sec. 3.4
     opt = cfg.optim_wrapper.optimizer
     assert opt.type == 'SGD' and opt.lr == pytest.approx(0.05 * cfg.train_dataloader.batch_size * 8 / 256)
     assert (opt.weight_decay, opt.momentum) == (1e-4, 0.9) and cfg.train_cfg.max_epochs == 200
@@ -357,6 +359,60 @@ def test_configs_carry_the_paper_setting():
     assert crop.type == 'IoUPairCrop' and 0 < crop.iou_thr <= 0.05 and tuple(crop.scale) == (0.2, 1.0)
     waymo = Config.fromfile(WAYMO)
     assert waymo.train_dataloader.dataset.data_root == 'data/waymo' and waymo.model == cfg.model
+
+
+def test_pixsim_similarity_switch_is_eq_3_by_default_and_eq_2_when_cosine():
+    """The paper's PixSim (Sec. 3.3: RegionSim's masks are softmax(z), which groups pixels when PixSim is trained
+    with the cross-entropy of eq. 3) is the default of the head and of the pre-training configs; 'cosine' (eq. 2) is a
+    switch and changes L_pix to the negative cosine."""
+    assert PixSimHead().similarity == 'cross_entropy'
+    assert Config.fromfile(IN1K).model.pix_head.similarity == 'cross_entropy'
+    g = torch.Generator().manual_seed(0)
+    p_a, z_a, p_b, z_b = (torch.randn(2, 6, 9, generator=g) for _ in range(4))
+    heads = {sim: PixSimHead(8, 12, 6, 4, similarity=sim) for sim in ('cross_entropy', 'cosine')}
+    ce, cos = (heads[s].loss(p_a, z_a, p_b, z_b) for s in ('cross_entropy', 'cosine'))
+    torch.testing.assert_close(ce, 0.5 * (cross_entropy_similarity(p_a, z_b) + cross_entropy_similarity(p_b, z_a)))
+    torch.testing.assert_close(cos, 0.5 * (negative_cosine(p_a, z_b) + negative_cosine(p_b, z_a)))
+    assert not torch.allclose(ce, cos)
+
+
+def predictor_widths(model) -> tuple:
+    """Hidden widths of the PixSim predictor (1x1 conv) and of the RegionSim predictor (NonLinearNeck)."""
+    return model.pix_head.predictor.conv0.out_channels, model.region_head.predictor.fc0.out_features
+
+
+def test_dense_predictors_are_512_wide_as_sec_3_4_and_128_is_a_switch():
+    """Sec. 3.4: "The numbers of channels in the projectors and predictors of PixSim and RegionSim are set to 512":
+    the predictors' hidden layers too. SimSiam's 4x bottleneck (512 -> 128 -> 512) is the switch
+    pred_hid_channels=128 of both heads."""
+    cfg = Config.fromfile(IN1K)
+    model = MODELS.build(cfg.model)
+    assert predictor_widths(model) == (512, 512)
+    assert model.pix_head.projector[0].out_channels == model.region_head.projector.fc0.out_features == 512
+    cfg = apply_cfg_options(cfg, ['model.pix_head.pred_hid_channels=128', 'model.region_head.pred_hid_channels=128'])
+    assert predictor_widths(MODELS.build(cfg.model)) == (128, 128)
+
+
+def test_segmentation_mode_takes_the_released_values_where_sec_4_is_silent():
+    """K = 128 auxiliary pseudo-categories, RegionSim from 80 % of training, a 128-wide region predictor: the
+    authors' released COCO-Stuff config (Sec. 4 gives none of them). The former readings (K = 4 C = 32, start 0.5,
+    width 32) are switches, and each changes what it names: λ_pix / λ_aux, the first RegionSim iteration, the width."""
+    cfg = Config.fromfile(USEG)
+    m = cfg.model
+    assert (m.aux_head.out_channels, m.region_head.pred_hid_channels, m.pix_head.pred_hid_channels) == (128, 128, 128)
+    assert cfg.custom_hooks[0].type == 'DenseSiamRegionSimHook' and cfg.custom_hooks[0].start == 0.8
+    assert region_sim_start_iter(cfg.custom_hooks[0].start, cfg.train_cfg.max_iters) == 160
+    released = MODELS.build(m)
+    assert released.region_head.predictor.fc0.out_features == 128
+    assert (released.loss_pix_weight, released.loss_aux_weight) == pytest.approx(auto_loss_weights(8, 128))
+    old = apply_cfg_options(Config.fromfile(USEG), ['model.aux_head.out_channels=32',
+                                                     'model.region_head.pred_hid_channels=32',
+                                                     'custom_hooks.0.start=0.5'])
+    former = MODELS.build(old.model)
+    assert former.aux_head.projector[-2].out_channels == 32 and former.region_head.predictor.fc0.out_features == 32
+    assert (former.loss_pix_weight, former.loss_aux_weight) == pytest.approx(auto_loss_weights(8, 32))
+    assert former.loss_pix_weight != pytest.approx(released.loss_pix_weight)
+    assert region_sim_start_iter(old.custom_hooks[0].start, old.train_cfg.max_iters) == 100
 
 
 def test_docs_list_every_ablation_of_table_4():

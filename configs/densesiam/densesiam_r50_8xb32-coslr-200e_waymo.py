@@ -1,9 +1,12 @@
 # DenseSiam (Zhang et al., ECCV 2022), ResNet-50, Waymo Open frames (five cameras) (image list of
 # _base_/datasets/waymo_pairs.py), with the paper's ImageNet pre-training setting (Sec. 5.1, appendix A):
 #   SimSiam's recipe: SGD, lr = 0.05 x total batch / 256, momentum 0.9, weight decay 1e-4, cosine decay over 200
-#   epochs, predictors at a fixed lr (SimSiamHook); 8 GPUs x 32 = 256 images -> lr 0.05. The paper's default total
-#   batch is 512 (lr 0.1): set train_dataloader.batch_size=64 and both lr values below, or use --auto-scale-lr.
-#   Model: PixSim on a 7x7 grid (proj -> pred -> grid, negative cosine), RegionSim from half-way (hook below),
+#   epochs, predictors at a fixed lr (SimSiamHook); 8 GPUs x 32 = 256 images -> lr 0.05 (SimSiam's own 256 batch).
+#   The paper's default total batch is 512 (lr 0.1, Sec. 5.1): densesiam_r50_8xb64-coslr-200e_in1k.py. (The base lr
+#   0.05, weight decay 1e-4 and momentum 0.9 are lost in the text extraction; they are SimSiam's and the authors'
+#   released config's, which Sec. 5.1 says are the same for segmentation and pre-training.)
+#   Model: PixSim on a 7x7 grid (proj -> pred -> grid, cross-entropy similarity of eq. 3, whose softmax gives
+#   RegionSim its masks, Sec. 3.3), RegionSim from half-way (hook below),
 #   global SimSiam branch on the whole view, L = L_img + 1.0 L_pix + 0.1 L_region (eq. 7, Table 4).
 #   Views: SimSiam augmentations (appendix A: RandomResizedCrop scale [0.2, 1], flip, ColorJitter 0.4/0.4/0.4/0.1
 #   with p 0.8, grayscale p 0.2, Gaussian blur sigma [0.1, 2] with p 0.5), the same for both views.
@@ -36,11 +39,13 @@ model = dict(
         loss=dict(type='CosineSimilarityLoss'),
         predictor=dict(type='NonLinearNeck', in_channels=2048, hid_channels=512, out_channels=2048,
                        with_avg_pool=False, with_last_bn=False, with_last_bias=True)),
-    # PixSim / RegionSim heads: 512 channels (Sec. 3.4), predictors with SimSiam's 4x bottleneck
-    pix_head=dict(type='PixSimHead', in_channels=2048, hid_channels=512, out_channels=512, pred_hid_channels=128,
-                  grid_order='proj_pred_grid', similarity='cosine'),
+    # PixSim / RegionSim heads: "512" channels in the projectors and predictors (Sec. 3.4), predictor hidden layers
+    # included (pred_hid_channels=128 is SimSiam's 4x bottleneck, a switch); PixSim with eq. 3 (similarity=cosine:
+    # eq. 2, a switch; RegionSim's softmax masks then come from a projector not trained as a distribution)
+    pix_head=dict(type='PixSimHead', in_channels=2048, hid_channels=512, out_channels=512, pred_hid_channels=512,
+                  grid_order='proj_pred_grid', similarity='cross_entropy'),
     region_head=dict(type='RegionSimHead', in_channels=2048, hid_channels=512, out_channels=512,
-                     pred_hid_channels=128, temperature=0.1),
+                     pred_hid_channels=512, temperature=0.1),
 )
 sync_bn = 'torch'  # every BN of the heads becomes SyncBN in distributed runs, as the backbone's
 
@@ -66,7 +71,9 @@ optim_wrapper = dict(
     paramwise_cfg=dict(custom_keys={'predictor': dict(fix_lr=True)}))  # head., pix_head., region_head.predictor
 param_scheduler = [dict(type='CosineAnnealingLR', T_max=max_epochs, by_epoch=True, begin=0, end=max_epochs)]
 train_cfg = dict(type='ResumableEpochBasedTrainLoop', max_epochs=max_epochs)
-auto_scale_lr = dict(base_batch_size=256, enable=False)
+# the batch lr is scaled for (8 x 32). auto_scale_lr does not reach SimSiamHook's fixed predictor lr: with another
+# batch set optim_wrapper.optimizer.lr and custom_hooks.0.lr together (and base_batch_size with them).
+auto_scale_lr = dict(base_batch_size=8 * 32, enable=False)
 custom_hooks = [
     dict(type='SimSiamHook', priority='HIGH', fix_pred_lr=True, lr=lr),
     dict(type='DenseSiamRegionSimHook', start=0.5),  # Table 4vi

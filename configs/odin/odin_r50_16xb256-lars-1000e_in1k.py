@@ -7,6 +7,7 @@ max_epochs = 1000
 train_dataloader = dict(batch_size=256,
                         dataset=dict(data_root='data/imagenet/train', ann_file='../meta/train_images.txt'))
 optim_wrapper = dict(optimizer=dict(lr=0.2 * 4096 / 256))
+auto_scale_lr = dict(base_batch_size=4096, enable=False)  # the batch lr is scaled for (16 x 256)
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-4, by_epoch=True, begin=0, end=10, convert_to_iter_based=True),
     dict(type='CosineAnnealingLR', T_max=max_epochs - 10, by_epoch=True, begin=10, end=max_epochs,

@@ -11,6 +11,7 @@ _base_ = [
 ]
 max_epochs = 300
 optim_wrapper = dict(optimizer=dict(lr=0.2 * 1024 / 256, weight_decay=1.5e-5))
+auto_scale_lr = dict(base_batch_size=1024, enable=False)  # the batch lr is scaled for (8 x 128)
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-4, by_epoch=True, begin=0, end=10, convert_to_iter_based=True),
     dict(type='CosineAnnealingLR', T_max=max_epochs - 10, by_epoch=True, begin=10, end=max_epochs,

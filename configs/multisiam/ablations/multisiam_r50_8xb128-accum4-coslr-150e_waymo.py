@@ -10,6 +10,9 @@ accumulative_counts = 4
 model = dict(alignment='roi', base_momentum=0.01, ema_interval=accumulative_counts,
              cluster_head=dict(self_attention=False))
 optim_wrapper = dict(optimizer=dict(lr=0.3 * 4096 / 256), accumulative_counts=accumulative_counts)
+# lr is scaled for 4096 = 8 x 128 x 4, but mmengine's auto_scale_lr compares base_batch_size with GPUs x batch per
+# GPU (it ignores accumulative_counts): 1024 here keeps lr unchanged on 8 GPUs when auto_scale_lr is enabled.
+auto_scale_lr = dict(base_batch_size=4096 // accumulative_counts, enable=False)
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-4, by_epoch=True, begin=0, end=10, convert_to_iter_based=True),
     dict(type='CosineAnnealingLR', T_max=max_epochs - 10, by_epoch=True, begin=10, end=max_epochs,

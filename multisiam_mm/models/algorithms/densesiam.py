@@ -7,7 +7,10 @@
     z_g, p_g                  z, p grid-sampled at G×G points of v ∩ v' that are the SAME original-image
                               locations in both views, (B, D, G²); order proj → pred → grid (Table 4iv)  (Sec. 3.2)
     L_pix    = ½ D(p_g, sg(z'_g)) + ½ D(p'_g, sg(z_g))                                               (eq. 1)
-               D = -cos(p, z) (eq. 2) or the cross-entropy -softmax(z) · log softmax(p) (eq. 3), per point
+               D = the cross-entropy -softmax(z) · log softmax(p) (eq. 3, default) or -cos(p, z) (eq. 2), per
+               point. Cross-entropy is the paper's: RegionSim's masks are softmax(z), and "when using
+               cross-entropy with softmax as the training objective, PixSim implicitly groups similar pixels
+               together into the same regions" (Sec. 3.3; Appendix B also scores points by eq. 3).
     M        = softmax_D(z_g) (B, N = D, G²); r = M · F_gᵀ (B, N, C), F_g the encoder map sampled likewise (eq. 4)
     z^r, p^r = proj_r(r), pred_r(z^r): 3-layer MLP projector and 2-layer predictor                   (Sec. 3.3)
     L_region = ½ L_c(p^r, sg(z'^r)) + ½ L_c(p'^r, sg(z^r))                                          (eq. 5)
@@ -171,13 +174,15 @@ class PixSimHead(BaseModule):
         in_channels: channels C of the encoder map F (2048 for ResNet-50).
         hid_channels: projector hidden width (512, Sec. 3.4).
         out_channels: projector / predictor output width D (512); also the number N of RegionSim's regions.
-        pred_hid_channels: predictor bottleneck width (128 = D / 4, SimSiam's predictor ratio).
+        pred_hid_channels: predictor hidden width: 512, the paper's "512 channels in the projectors and
+            predictors" (Sec. 3.4); 128 = D / 4 is SimSiam's bottleneck ratio (a switch, docs/densesiam.md).
         grid_order: 'proj_pred_grid' (paper) | 'proj_grid_pred' | 'grid_proj_pred' (Table 4iv).
-        similarity: D of eq. 1: 'cosine' (eq. 2) or 'cross_entropy' (eq. 3).
+        similarity: D of eq. 1: 'cross_entropy' (eq. 3, the paper's: RegionSim's softmax masks, Sec. 3.3) or
+            'cosine' (eq. 2).
     """
 
     def __init__(self, in_channels: int = 2048, hid_channels: int = 512, out_channels: int = 512,
-                 pred_hid_channels: int = 128, grid_order: str = 'proj_pred_grid', similarity: str = 'cosine',
+                 pred_hid_channels: int = 512, grid_order: str = 'proj_pred_grid', similarity: str = 'cross_entropy',
                  init_cfg: Optional[dict] = None):
         if grid_order not in GRID_ORDERS:
             raise ValueError(f'PixSimHead.grid_order must be one of {tuple(GRID_ORDERS)}, got {grid_order!r}')
@@ -217,13 +222,13 @@ class RegionSimHead(BaseModule):
         in_channels: channels C of the encoder map F (the region embeddings' width).
         hid_channels: projector hidden width (512, Sec. 3.4).
         out_channels: projector / predictor output width E (512).
-        pred_hid_channels: predictor bottleneck width (128).
+        pred_hid_channels: predictor hidden width (512, Sec. 3.4; 128 with SimSiam's 4x bottleneck).
         temperature: τ of eq. 6 (0.1).
         norm_cfg: normalisation of the MLPs (BN; configs turn it into SyncBN with ``sync_bn='torch'``).
     """
 
     def __init__(self, in_channels: int = 2048, hid_channels: int = 512, out_channels: int = 512,
-                 pred_hid_channels: int = 128, temperature: float = 0.1, norm_cfg: Optional[dict] = None,
+                 pred_hid_channels: int = 512, temperature: float = 0.1, norm_cfg: Optional[dict] = None,
                  init_cfg: Optional[dict] = None):
         if temperature <= 0:
             raise ValueError(f'RegionSimHead.temperature must be positive, got {temperature}')
