@@ -91,6 +91,7 @@ def test_record_and_check(tmp_path):
     assert error is None and 'would allow 2.7' in notes[0]
 
 
+@pytest.mark.slow  # a tools/train.py subprocess (imports the stack)
 def test_train_refuses_frames_shrunk_for_a_config_with_larger_views(tmp_path):
     """tools/train.py: exit 2 with one error line naming the sizes and the fix, before building the Runner."""
     import subprocess
@@ -106,3 +107,44 @@ def test_train_refuses_frames_shrunk_for_a_config_with_larger_views(tmp_path):
     assert res.returncode == 2, res.stderr[-1500:]
     last = res.stderr.strip().splitlines()[-1]
     assert last.startswith('error: frames in') and 'too small for this config' in last and '--shrink-for' in last
+
+
+@pytest.mark.slow  # a tools/prepare_frames.py subprocess with 2 worker processes
+def test_prepare_frames_shrinks_a_folder_resumably_and_never_touches_the_input(tmp_path, capsys):
+    import subprocess
+    import sys
+
+    import cv2
+    src = tmp_path / 'frames' / 'seg'
+    src.mkdir(parents=True)
+    big = coordinate_image(1280, 1920)
+    cv2.imwrite(str(src / 'a.jpg'), big)
+    cv2.imwrite(str(src / 'b.jpg'), big[:968])
+    (src / 'bad.jpg').write_bytes(b'not an image')
+    before = {p.name: p.read_bytes() for p in src.iterdir()}
+    tool, config = f'{ROOT}/tools/prepare_frames.py', f'{ROOT}/configs/multisiam_waymo.py'
+    run = [sys.executable, tool, str(tmp_path / 'frames'), '--out', str(tmp_path / 'small'), '--shrink-for', config,
+           '--workers', '2']
+    res = subprocess.run(run, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-1500:]
+    assert '[2/3]' not in res.stdout and '[3/3]' in res.stdout and 'ETA' in res.stdout
+    assert 'summary: 2 images' in res.stdout and '1 unreadable' in res.stdout
+    assert {p.name: p.read_bytes() for p in src.iterdir()} == before  # input untouched
+    policy = fs.ShrinkPolicy.from_config(config)
+    assert cv2.imread(str(tmp_path / 'small' / 'seg' / 'a.jpg')).shape[:2] == policy.plan((1280, 1920)).stored
+    assert cv2.imread(str(tmp_path / 'small' / 'seg' / 'b.jpg')).shape[:2] == policy.plan((968, 1920)).stored
+    assert (tmp_path / 'small' / 'frames.txt').read_text().split() == ['seg/a.jpg', 'seg/b.jpg']
+    assert set(fs.read_record(str(tmp_path / 'small'))['sizes']) == {'1920x1280', '1920x968'}
+    (tmp_path / 'small' / 'seg' / 'b.jpg').unlink()  # a killed run: b missing
+    sys.path.insert(0, f'{ROOT}/tools')
+    try:
+        import prepare_frames
+    finally:
+        sys.path.remove(f'{ROOT}/tools')
+    prepare_frames.main(run[2:])
+    again = capsys.readouterr().out
+    assert '1 done earlier' in again and '[2/2]' in again  # b and the bad file retried
+    assert set(fs.read_record(str(tmp_path / 'small'))['sizes']) == {'1920x1280', '1920x968'}
+    with pytest.raises(SystemExit) as exit_info:
+        prepare_frames.main(run[2:4] + [str(tmp_path / 'frames' / 'out')] + run[5:])
+    assert exit_info.value.code == 2 and 'inside the input folder' in capsys.readouterr().err
