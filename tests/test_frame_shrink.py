@@ -148,3 +148,17 @@ def test_prepare_frames_shrinks_a_folder_resumably_and_never_touches_the_input(t
     with pytest.raises(SystemExit) as exit_info:
         prepare_frames.main(run[2:4] + [str(tmp_path / 'frames' / 'out')] + run[5:])
     assert exit_info.value.code == 2 and 'inside the input folder' in capsys.readouterr().err
+
+
+def test_loader_benchmark_quick_mode(capsys):
+    import sys
+    sys.path.insert(0, f'{ROOT}/benchmarks')
+    try:
+        import loader_bench
+    finally:
+        sys.path.remove(f'{ROOT}/benchmarks')
+    loader_bench.main(['--quick', '--gpu-images-per-s', '500'])
+    out = capsys.readouterr().out
+    assert 'shrunk frames 1123x749' in out and 'workers per GPU at 500 images/s' in out
+    rows = [line for line in out.splitlines() if line.startswith('| (')]
+    assert [row.split(' |')[0][2:] for row in rows] == [name for name in loader_bench.NAMES]
