@@ -303,16 +303,21 @@ def test_five_cameras_by_default_front_only_one_flag_away(tmp_path):
                                         for p in (tmp_path / 'front' / 'front_camera.txt').read_text().split())
 
 
-def test_positional_output_folder_is_an_error_not_a_silent_input(tmp_path):
+def test_positional_output_folder_is_an_error_not_a_silent_input(tmp_path, capsys, monkeypatch):
     """README's old form ``SEGMENTS_DIR OUT_DIR`` with an existing OUT_DIR: exit 2, one line, nothing written."""
     _segment(tmp_path / 'segments', 'seg_amb', frames=1, cameras=(FRONT,))
     (tmp_path / 'out').mkdir()
-    res = subprocess.run([sys.executable, osp.join(ROOT, 'tools', 'extract_waymo_frames.py'),
-                          str(tmp_path / 'segments'), str(tmp_path / 'out')], capture_output=True, text=True,
-                         timeout=300, cwd=tmp_path)
-    assert res.returncode == 2 and res.stderr.count('\n') == 1
-    assert f"holds no .tfrecord file: if it is meant as the output folder, give it as --out {tmp_path / 'out'}" \
-        in res.stderr
+    monkeypatch.chdir(tmp_path)
+    sys.path.insert(0, osp.join(ROOT, 'tools'))
+    try:
+        import extract_waymo_frames
+    finally:
+        sys.path.remove(osp.join(ROOT, 'tools'))
+    with pytest.raises(SystemExit) as exit_info:
+        extract_waymo_frames.main([str(tmp_path / 'segments'), str(tmp_path / 'out')])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count('\n') == 1
+    assert f"holds no .tfrecord file: if it is meant as the output folder, give it as --out {tmp_path / 'out'}" in err
     assert not (tmp_path / 'data').exists() and not list((tmp_path / 'out').iterdir())
 
 
