@@ -4,6 +4,8 @@
 # Environment: GPUS (default 8), GPUS_PER_NODE (default 8), CPUS_PER_TASK (default 5), SRUN_ARGS (extra srun flags),
 # NO_GRES=1 (no --gres=gpu:N: CPU clusters; GPUS and GPUS_PER_NODE then count tasks, which train on CPU over gloo),
 # MASTER_PORT (rendezvous port on the first node, default 29500), PYTHON (interpreter, default python).
+# Pre-emption / requeue: run it from an sbatch script with `#SBATCH --requeue` and pass --resume, which continues
+# from the newest checkpoint of WORK_DIR (or starts afresh when there is none); see docs/resume.md.
 set -euo pipefail
 if [ $# -lt 3 ]; then
   echo "usage: $0 PARTITION JOB_NAME CONFIG [WORK_DIR] [tools/train.py arguments...]" >&2
