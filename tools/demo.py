@@ -79,7 +79,8 @@ def main(argv: Optional[List[str]] = None) -> str:
         runner = Runner.from_cfg(cfg)
         runner.train()
 
-    curve = loss_curve(runner.log_dir)
+    logged = osp.isfile(osp.join(runner.log_dir, 'vis_data', 'scalars.json'))  # not before the first log interval
+    curve = loss_curve(runner.log_dir) if logged else []
     ckpt_file = osp.join(cfg.work_dir, 'last_checkpoint')
     ckpt = open(ckpt_file).read().strip() if osp.exists(ckpt_file) else '(no checkpoint written)'
     print(f'\n[demo] done in {time.time() - t0:.0f} s')
@@ -87,6 +88,9 @@ def main(argv: Optional[List[str]] = None) -> str:
         (i0, l0), (i1, l1) = curve[0], curve[-1]
         print(f'[demo] loss at start (iter {i0}): {l0:.4f}')
         print(f'[demo] loss at end   (iter {i1}): {l1:.4f}')
+    else:
+        print(f'[demo] no loss logged yet (fewer iterations than the log interval, '
+              f'{cfg.default_hooks.logger.interval})')
     print(f'[demo] checkpoint: {ckpt}')
     return ckpt
 
