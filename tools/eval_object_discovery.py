@@ -17,7 +17,6 @@ Examples:
         --config configs/odin/odin_r50_8xb128-coslr-300e_waymo.py --checkpoint work_dirs/odin/epoch_300.pth
 """
 import argparse
-import glob
 import os.path as osp
 import re
 import sys
@@ -34,13 +33,14 @@ from torch import Tensor, nn
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)  # run from a checkout without installing
 import multisiam_mm  # noqa: E402,F401  (registration)
+from multisiam_mm.datasets.image_listing import list_images  # noqa: E402
+from multisiam_mm.datasets.transforms.robust_loading import load_images  # noqa: E402
 from multisiam_mm.evaluation import ObjectDiscoveryMetric  # noqa: E402
 from multisiam_mm.evaluation.cluster_maps import backbone_tensors  # noqa: E402
 from multisiam_mm.evaluation.object_discovery import DEFAULT_KS  # noqa: E402
 from multisiam_mm.utils.backbone_export import load_backbone_strict, load_state_dict_file, resolve_checkpoint  # noqa: E402
 from multisiam_mm.utils.cli_errors import run_cli  # noqa: E402
 
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp')
 IMAGENET_MEAN, IMAGENET_STD = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
 
 
@@ -83,16 +83,19 @@ def centre_square(img: np.ndarray, size: int, interpolation: str) -> np.ndarray:
 
 def load_samples(img_dir: str, inst_dir: str, sem_dir: Optional[str], size: int,
                  max_images: Optional[int]) -> Iterator[Tuple[np.ndarray, dict]]:
-    """(BGR image (size, size, 3) uint8, ground truth dict) per image that has an instance PNG."""
-    paths = sorted(p for p in glob.glob(osp.join(img_dir, '*')) if p.lower().endswith(IMAGE_EXTENSIONS))
-    if not paths:
-        raise FileNotFoundError(f'no images in {img_dir}')
-    for path in paths[:max_images]:
-        stem = osp.splitext(osp.basename(path))[0]
+    """(BGR image (size, size, 3) uint8, ground truth dict) per image of ``img_dir`` (recursive, sorted), its
+    instance PNG at the same relative path under ``inst_dir``. Images are read by the robust loader: a bad one is
+    skipped with a warning (and not scored)."""
+    try:
+        paths = list_images(img_dir)
+    except ValueError as err:  # a folder without images
+        raise FileNotFoundError(str(err)) from None
+    for path, bgr in load_images(paths, max_images, who='eval_object_discovery'):
+        stem = osp.splitext(osp.relpath(path, img_dir))[0]
         inst = cv2.imread(osp.join(inst_dir, stem + '.png'), cv2.IMREAD_UNCHANGED)
         if inst is None:
             raise FileNotFoundError(f'no instance mask {stem}.png in {inst_dir} for {path}')
-        img = centre_square(mmcv.imread(path), size, 'bicubic')
+        img = centre_square(bgr, size, 'bicubic')
         gt = dict(gt_instance_map=torch.from_numpy(centre_square(inst, size, 'nearest').astype(np.int64)))
         if sem_dir is not None:
             sem = cv2.imread(osp.join(sem_dir, stem + '.png'), cv2.IMREAD_UNCHANGED)

@@ -17,7 +17,7 @@ import os
 import os.path as osp
 import sys
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -29,6 +29,8 @@ from mmseg.evaluation import IoUMetric
 from mmseg.registry import HOOKS, METRICS, MODELS
 from mmseg.utils import register_all_modules
 
+from multisiam_mm.datasets.image_listing import list_images
+from multisiam_mm.datasets.transforms.robust_loading import Quarantine, load_images, record_bad_files
 from multisiam_mm.evaluation.cluster_maps import backbone_tensors
 from multisiam_mm.utils.backbone_export import load_backbone_strict
 from multisiam_mm.utils.cli_errors import UserError, run_cli
@@ -84,8 +86,12 @@ def read_classes(data_root: str, classes: Optional[Sequence[str]]) -> Optional[L
 
 
 def _set_pipeline(pipeline: List[dict], scale: Sequence[int], crop: Sequence[int]) -> None:
-    """Set the resize scale ``(w, h)`` and the crop size ``(h, w)`` of a seg_folder pipeline, in place."""
+    """Set the resize scale ``(w, h)`` and the crop size ``(h, w)`` of a seg_folder pipeline, in place, and read the
+    images with the robust loader (a bad training image is skipped and quarantined; see :func:`readable_val_list`
+    for the val images)."""
     for t in pipeline:
+        if t['type'] == 'LoadImageFromFile':
+            t.update(type='mmpretrain.RobustLoadImage', min_size=0)
         if t['type'] in ('RandomResize', 'Resize'):
             t['scale'] = tuple(scale)
         if t['type'] == 'RandomCrop':
@@ -129,6 +135,26 @@ def probe_config(args: argparse.Namespace) -> Config:
     cfg.work_dir = args.work_dir
     cfg.log_level = 'INFO' if args.verbose else 'WARNING'
     return cfg
+
+
+def readable_val_list(cfg: Config, args: argparse.Namespace) -> Tuple[int, int]:
+    """Read every val image once with the robust loader and make the val / test datasets read only the readable
+    ones, through the list file ``<work_dir>/val_images.txt`` (their names without ``--img-suffix``): an unreadable
+    image is left out of the score, instead of stopping the probe or being replaced by another image. Returns
+    (readable, total)."""
+    img_root = osp.join(args.data_root, args.img_dir, 'val')
+    try:
+        paths = [p for p in list_images(img_root, extensions=(args.img_suffix, )) if p.endswith(args.img_suffix)]
+    except ValueError as err:  # no image with the suffix
+        raise UserError(f'{err}; set --img-suffix to the ending of your image files') from None
+    readable = [osp.relpath(p, img_root)[:-len(args.img_suffix)] for p, _ in load_images(paths, who='probe (val)')]
+    os.makedirs(args.work_dir, exist_ok=True)
+    list_file = osp.abspath(osp.join(args.work_dir, 'val_images.txt'))
+    with open(list_file, 'w') as f:
+        f.write(''.join(f'{name}\n' for name in readable))
+    for loader in (cfg.val_dataloader, cfg.test_dataloader):
+        loader.dataset.ann_file = list_file
+    return len(readable), len(paths)
 
 
 def attach_backbone(cfg: Config, args: argparse.Namespace) -> None:
@@ -204,11 +230,21 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, object]:
     print(f'[probe] {args.mode} probe, ResNet-{args.depth} from {source}, {args.iters} iterations on '
           f'{args.data_root}', flush=True)
     start = time.perf_counter()
-    with DefaultScope.overwrite_default_scope('mmseg'):  # the caller's default scope comes back afterwards
-        runner = Runner.from_cfg(cfg)
+    with record_bad_files(args.work_dir) as bad_files, DefaultScope.overwrite_default_scope('mmseg'):
+        readable, total = readable_val_list(cfg, args)
+        if not readable:
+            raise UserError(f'none of the {total} val images under {osp.join(args.data_root, args.img_dir, "val")} '
+                            f'is readable (reasons in {bad_files})')
+        if readable < total:
+            print(f'[probe] {total - readable} of {total} val images unreadable, left out of the score (listed in '
+                  f'{bad_files})', flush=True)
+        runner = Runner.from_cfg(cfg)  # in mmseg's scope; the caller's default scope comes back afterwards
         runner.train()
         print(f'[probe] trained in {time.perf_counter() - start:.1f} s; evaluating', flush=True)
         metrics = runner.val()
+        quarantined = len(Quarantine(bad_files))
+    if quarantined:
+        print(f'[probe] bad files: {quarantined} skipped, listed in {bad_files}', flush=True)
     per_class = runner.val_evaluator.metrics[0].per_class_iou
     print(f'[probe] done in {time.perf_counter() - start:.1f} s\n\n{markdown_table(metrics, per_class)}\n')
     print(f'mIoU: {metrics["mIoU"]:.2f}', flush=True)

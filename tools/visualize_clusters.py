@@ -17,7 +17,8 @@ from typing import Optional, Sequence
 
 import cv2
 
-from multisiam_mm.evaluation.cluster_maps import cluster_overlays, compose_grid, list_images, load_backbone, read_images
+from multisiam_mm.datasets.image_listing import list_images
+from multisiam_mm.evaluation.cluster_maps import cluster_overlays, compose_grid, load_backbone, read_images
 from multisiam_mm.utils.cli_errors import run_cli
 
 
@@ -28,7 +29,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument('--checkpoints', nargs='+', required=True,
                    help='checkpoint files or work dirs, one column each; "random" for a random backbone')
     p.add_argument('--names', nargs='+', help='column captions, one per checkpoint (default: file names)')
-    p.add_argument('--images', nargs='+', required=True, help='image files and/or folders (their images, sorted)')
+    p.add_argument('--images', nargs='+', required=True,
+                   help='image files, folders (their images, recursively, sorted) and/or list files; unreadable '
+                        'files are skipped with a warning')
     p.add_argument('--num-images', type=int, default=4, help='at most this many images (rows)')
     p.add_argument('--num-clusters', '-k', type=int, default=3, help='K of the k-means')
     p.add_argument('--metric', choices=('cosine', 'euclidean'), default='cosine', help='k-means metric')
@@ -46,10 +49,14 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[Sequence[str]] = None) -> str:
     """Write the grid; return its path."""
     args = parse_args(argv)
-    paths = list_images(args.images, args.num_images)
-    if not paths:
-        raise FileNotFoundError(f'no images in {args.images}')
-    images = read_images(paths, args.size)
+    try:
+        candidates = list_images(args.images)
+    except ValueError as err:  # a folder without images
+        raise FileNotFoundError(f'--images: {err}') from None
+    _, images = read_images(candidates, args.size, args.num_images, who='visualize_clusters')
+    if not images:
+        raise FileNotFoundError(f'--images: none of the {len(candidates)} files in {" ".join(args.images)} is a '
+                                'readable image')
     names = args.names or [osp.splitext(osp.basename(c.rstrip('/')))[0] for c in args.checkpoints]
     columns = []
     for name, ckpt in zip(names, args.checkpoints):

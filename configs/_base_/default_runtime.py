@@ -23,6 +23,7 @@ env_cfg = dict(
 custom_hooks = [
     dict(type='NonFiniteLossHook'),  # stop at a NaN / Inf loss before the optimizer step
     dict(type='PairCropStatsHook'),  # log IoUPairCrop's acceptance rate and fallbacks per batch
+    dict(type='BadFilesHook'),  # unreadable images: quarantined in work_dir/bad_files.txt, counted in the log
 ]
 log_processor = dict(window_size=10)
 vis_backends = [dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')]

@@ -1,5 +1,4 @@
 """Unlabeled images for self-supervised pretraining, from a folder tree or from a list file."""
-import os
 import os.path as osp
 import pickle
 from array import array
@@ -9,51 +8,8 @@ import numpy as np
 from mmengine.dataset import BaseDataset
 from mmpretrain.registry import DATASETS
 
+from .image_listing import IMAGE_EXTENSIONS, iter_image_list, scan_image_folder
 from .samplers.resumable_sampler import sample_rng
-
-IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff')
-
-
-def scan_image_folder(folder: str, extensions: Sequence[str] = IMG_EXTENSIONS) -> List[str]:
-    """All image files under ``folder`` (recursive, following symlinks), sorted.
-
-    Hidden files and folders (names starting with '.') and files whose extension (case-insensitive) is not in
-    ``extensions`` are skipped.
-
-    Raises:
-        FileNotFoundError: ``folder`` is not a directory.
-        ValueError: no image was found.
-    """
-    if not osp.isdir(folder):
-        raise FileNotFoundError(f'UnlabeledImageDataset: image folder {folder!r} does not exist or is not a folder')
-    suffixes = tuple(e.lower() for e in extensions)
-    paths = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames[:] = [d for d in dirnames if not d.startswith('.')]
-        paths.extend(osp.join(dirpath, name) for name in filenames
-                     if not name.startswith('.') and name.lower().endswith(suffixes))
-    if not paths:
-        raise ValueError(f'UnlabeledImageDataset: no image files ({", ".join(suffixes)}, any case) found under '
-                         f'{folder!r} (hidden files and folders are skipped)')
-    return sorted(paths)
-
-
-def iter_image_list(list_file: str, prefix: str = '') -> Iterator[str]:
-    """The image paths of a list file, one per line, streamed (the files themselves are not checked).
-
-    Blank lines and lines starting with '#' are skipped; surrounding whitespace is stripped; relative paths are
-    joined to ``prefix`` (absolute paths are kept).
-
-    Raises:
-        FileNotFoundError: ``list_file`` does not exist.
-    """
-    if not osp.isfile(list_file):
-        raise FileNotFoundError(f'UnlabeledImageDataset: list file {list_file!r} (ann_file) does not exist')
-    with open(list_file, encoding='utf-8') as f:
-        for line in f:
-            path = line.strip()
-            if path and not path.startswith('#'):
-                yield osp.join(prefix, path)
 
 
 def serialize_paths(paths: Iterable[str]) -> Tuple[np.ndarray, np.ndarray]:
@@ -78,7 +34,8 @@ class UnlabeledImageDataset(BaseDataset):
     Two sources:
 
     - a folder tree (``ann_file`` empty): every image file under ``data_root/data_prefix``, recursively, sorted;
-      extensions are matched case-insensitively and hidden files/folders are skipped;
+      extensions are matched case-insensitively, symlinks followed, hidden files/folders skipped (the project's
+      one listing rule, :mod:`multisiam_mm.datasets.image_listing`);
     - a list file (``ann_file``, relative to ``data_root`` unless absolute): one image path per line, blank lines
       and ``#`` comment lines ignored, relative paths resolved against ``data_root/data_prefix`` (against the
       working directory when both are empty). This is how large extracted frame sets (Waymo, SODA10M) are given:
@@ -102,7 +59,7 @@ class UnlabeledImageDataset(BaseDataset):
     METAINFO = dict(classes=())  # unlabeled: no classes
 
     def __init__(self, data_root: str = '', data_prefix: Union[str, dict] = '', ann_file: str = '',
-                 extensions: Sequence[str] = IMG_EXTENSIONS, metainfo: Optional[dict] = None, **kwargs) -> None:
+                 extensions: Sequence[str] = IMAGE_EXTENSIONS, metainfo: Optional[dict] = None, **kwargs) -> None:
         if isinstance(data_prefix, str):
             data_prefix = dict(img_path=data_prefix)
         if set(data_prefix) != {'img_path'}:
@@ -133,6 +90,8 @@ class UnlabeledImageDataset(BaseDataset):
             ValueError: the list file lists no image, or the folder holds none, or neither source is given.
         """
         if self.ann_file:
+            if not osp.isfile(self.ann_file):
+                raise FileNotFoundError(f'UnlabeledImageDataset: list file {self.ann_file!r} (ann_file) does not exist')
             listed = False
             for path in iter_image_list(self.ann_file, self.img_prefix):
                 listed = True
@@ -144,7 +103,10 @@ class UnlabeledImageDataset(BaseDataset):
         if not self.img_prefix:
             raise ValueError('UnlabeledImageDataset needs an image folder (data_root and/or data_prefix) or a list '
                              'file (ann_file)')
-        yield from scan_image_folder(self.img_prefix, self.extensions)
+        try:
+            yield from scan_image_folder(self.img_prefix, self.extensions)
+        except (FileNotFoundError, ValueError) as err:
+            raise type(err)(f'UnlabeledImageDataset: {err}') from None
 
     def load_data_list(self) -> List[dict]:
         """``[dict(img_path=...), ...]`` from the list file when ``ann_file`` is set, else from the folder scan
