@@ -13,6 +13,11 @@ Without CUDA, --launcher pytorch/slurm run on CPU: gloo process group, DDP witho
 CONFIG is a path or the file name of a config under configs/ (e.g. multisiam_synthetic_demo). A config that does not
 exist, a missing list file or image folder, or a missing --resume checkpoint stops before the Runner is built, with
 one line naming the problem and the fix (exit status 2).
+
+--images DIR_OR_LIST trains on your own images instead of the config's data: every image under a folder (recursive,
+any case of .jpg/.jpeg/.png/.bmp/.webp/.tif/.tiff, other files ignored) or the paths of a list file, one per line
+(relative ones from the list file's folder). Nothing is written there. Unreadable images are skipped and listed in
+<work_dir>/bad_files.txt (docs/own_data.md).
 """
 import argparse
 import os
@@ -26,7 +31,10 @@ from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without installing
 import multisiam_mm  # noqa: E402,F401  registers the components and the checkpoint safe-globals
-from multisiam_mm.utils.cli_errors import check_data_sources, check_file, resolve_config, run_cli  # noqa: E402
+from multisiam_mm.datasets.image_listing import use_images  # noqa: E402
+from multisiam_mm.datasets.transforms.robust_loading import record_bad_files  # noqa: E402
+from multisiam_mm.engine.hooks.bad_files_hook import add_bad_files_hook  # noqa: E402
+from multisiam_mm.utils.cli_errors import UserError, check_data_sources, check_file, resolve_config, run_cli  # noqa: E402
 from multisiam_mm.utils.dist_launch import prepare_cpu_distributed  # noqa: E402
 
 CONFIG_ROOT = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs')  # also under multisiam_mm/.mim
@@ -38,6 +46,9 @@ def parse_args(argv: list = None) -> argparse.Namespace:
     parser.add_argument('--work-dir', help='directory for logs and checkpoints (default: work_dirs/<config name>)')
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
                         help='resume from the given checkpoint, or with no value from the latest one in work-dir')
+    parser.add_argument('--images', metavar='DIR_OR_LIST',
+                        help='train on these images: a folder (searched recursively) or a list file, one path per '
+                             'line; replaces the data of train_dataloader.dataset')
     parser.add_argument('--amp', action='store_true', help='automatic mixed precision (AmpOptimWrapper)')
     parser.add_argument('--no-pin-memory', action='store_true', help='disable pin_memory in the dataloaders')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -56,6 +67,11 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    if args.images is not None:
+        try:
+            use_images(cfg, args.images)
+        except ValueError as err:
+            raise UserError(str(err)) from None
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
@@ -85,12 +101,14 @@ def main(argv: list = None) -> None:
                    'its latest checkpoint')
     if args.launcher in ('pytorch', 'slurm') and get_device() == 'cpu':
         prepare_cpu_distributed(cfg)  # mmengine's init_dist and DDP wrapping assume an accelerator
-    runner = Runner.from_cfg(cfg)
-    if args.launcher != 'none':
-        rank, world_size = get_dist_info()
-        print(f'multisiam_mm train: rank {rank} of {world_size} ({get_device()}), '
-              f'local rank {os.environ.get("LOCAL_RANK")}', flush=True)
-    runner.train()
+    add_bad_files_hook(cfg)
+    with record_bad_files(cfg.work_dir):  # before the Runner: the data workers start with the train loop
+        runner = Runner.from_cfg(cfg)
+        if args.launcher != 'none':
+            rank, world_size = get_dist_info()
+            print(f'multisiam_mm train: rank {rank} of {world_size} ({get_device()}), '
+                  f'local rank {os.environ.get("LOCAL_RANK")}', flush=True)
+        runner.train()
 
 
 if __name__ == '__main__':
