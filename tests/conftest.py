@@ -41,7 +41,7 @@ def tiny_model(alignment: str = 'offset', **cluster_head) -> dict:
         head=dict(type='LatentPredictHead',
                   loss=dict(type='CosineSimilarityLoss', shift_factor=0.0, scale_factor=1.0),
                   predictor=dict(type='NonLinearNeck', in_channels=32, hid_channels=64, out_channels=32,
-                                 with_avg_pool=False)),
+                                 with_bias=True, with_last_bn=False, with_avg_pool=False)),  # BYOL's predictor
         cluster_head=dict(dict(type='ClusterHead', in_channels=32, hid_channels=64, out_channels=32,
                                num_clusters=3), **cluster_head),
     )

@@ -7,6 +7,7 @@ import torch.nn.functional as nnf
 from conftest import random_pair_batch, set_schedule, tiny_model, tiny_pipeline
 from mmengine.dataset import default_collate
 from mmengine.registry import init_default_scope
+from mmpretrain.models.necks import NonLinearNeck
 from mmpretrain.registry import DATASETS, MODELS
 from torch import nn
 
@@ -27,7 +28,7 @@ def n_params(module: nn.Module) -> int:
 def test_2d_projector_has_byol_mlp_parameter_count():
     C, Hd, D = 64, 96, 16
     neck = MultiSiamNeck(C, Hd, D)
-    byol_mlp = nn.Sequential(nn.Linear(C, Hd, bias=False), nn.BatchNorm1d(Hd), nn.ReLU(), nn.Linear(Hd, D))
+    byol_mlp = NonLinearNeck(C, Hd, D, with_bias=True, with_last_bn=False, with_avg_pool=False)  # mmpretrain's BYOL
     assert n_params(neck.proj_2d) == n_params(byol_mlp) == n_params(neck.proj_1d)
     z, G = neck((torch.randn(3, C, 5, 4),))
     assert z.shape == (3, D) and G.shape == (3, D, 5, 4)
@@ -38,9 +39,10 @@ def test_projector_on_pooled_map_equals_per_cell_linear_layers():
     neck = MultiSiamNeck(8, 12, 4).eval()
     F = torch.randn(2, 8, 3, 3)
     conv1, bn, _, conv2 = neck.proj_2d
-    x = F.permute(0, 2, 3, 1) @ conv1.weight[:, :, 0, 0].T
+    assert conv2.bias is None  # mmpretrain's BYOL MLP: no bias in the last layer
+    x = F.permute(0, 2, 3, 1) @ conv1.weight[:, :, 0, 0].T + conv1.bias
     x = (x - bn.running_mean) / torch.sqrt(bn.running_var + bn.eps) * bn.weight + bn.bias
-    expected = (x.relu() @ conv2.weight[:, :, 0, 0].T + conv2.bias).permute(0, 3, 1, 2)
+    expected = (x.relu() @ conv2.weight[:, :, 0, 0].T).permute(0, 3, 1, 2)
     torch.testing.assert_close(neck((F,))[1], expected, rtol=1e-5, atol=1e-5)
 
 

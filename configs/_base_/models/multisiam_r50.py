@@ -12,8 +12,10 @@ model = dict(
     head=dict(
         type='LatentPredictHead',
         loss=dict(type='CosineSimilarityLoss', shift_factor=0.0, scale_factor=1.0),  # eq. 1: -cos(q, z')
-        predictor=dict(type='NonLinearNeck', in_channels=256, hid_channels=4096, out_channels=256,
-                       with_avg_pool=False)),
+        # BYOL's predictor exactly as mmpretrain's BYOL config has it (tests/test_reference_equivalence.py):
+        # Linear(bias) - BN - ReLU - Linear(no bias), no BN after the last layer.
+        predictor=dict(type='NonLinearNeck', in_channels=256, hid_channels=4096, out_channels=256, num_layers=2,
+                       with_bias=True, with_last_bn=False, with_avg_pool=False)),
     cluster_head=dict(
         type='ClusterHead', in_channels=256, hid_channels=4096, out_channels=256, self_attention=True,
         residual=False, num_clusters=3, metric='cosine', kmeans_iters=10, target='centroid'),

@@ -26,6 +26,12 @@ from ..utils.alignment import ALIGNMENTS, align_pair, offset_channels
 from ..utils.ema import ema_tau_log
 
 
+def float32_or_wider(x: Tensor) -> Tensor:
+    """``x`` in float32, or unchanged if it is float64 already (AMP's half outputs are promoted; a float64 model, as
+    in the reference-equivalence tests, stays float64)."""
+    return x if x.dtype == torch.float64 else x.float()
+
+
 def view_geometry(data_samples: List[DataSample], device: torch.device) -> Tuple[Tensor, Tensor, Tensor]:
     """Stack the recorded view geometry of a batch.
 
@@ -96,7 +102,8 @@ class MultiSiam(BaseSelfSupervisor):
         pairs = ((0, 1), (1, 0))  # (online view, target view), symmetrised
         if self.head is not None:
             with torch.autocast(device_type=inputs[0].device.type, enabled=False):  # predictor + loss in float32
-                l1d = sum(self.head.loss(online[a][0].float(), target[b][0].float()) for a, b in pairs)
+                l1d = sum(self.head.loss(float32_or_wider(online[a][0]), float32_or_wider(target[b][0]))
+                          for a, b in pairs)
             losses['loss_1d'] = self.loss_lambda * l1d
         if self.cluster_head is not None:
             boxes, flips, sizes = view_geometry(data_samples, inputs[0].device)

@@ -33,7 +33,7 @@ from ..utils.geometry import map_masks_to_view
 from ..utils.kmeans import batched_kmeans
 from ..utils.mask_pooling import labels_to_masks, mask_pool
 from ..utils.masked_mlp import MaskedMLP
-from .multisiam import view_geometry
+from .multisiam import float32_or_wider, view_geometry
 from .multisiam_moco import gather_keys
 
 DISCOVERY_UPDATES = ('ema', 'copy')
@@ -59,15 +59,16 @@ def object_contrastive_loss(q: Tensor, z_t: Tensor, valid_q: Tensor, valid_t: Te
         temperature: α (0.1, A.3).
 
     Returns:
-        A float32 scalar (0 when no object is valid in both views). All processes must pass the same B and K. With P
-        processes, the local sum of ℓ^k is divided by the number of anchors of all processes over P (the local count
-        on average), so that DDP's average of the P gradients is the gradient of the mean over all the anchors.
+        A float32 scalar (float64 for float64 inputs; 0 when no object is valid in both views). All processes must
+        pass the same B and K. With P processes, the local sum of ℓ^k is divided by the number of anchors of all
+        processes over P (the local count on average), so that DDP's average of the P gradients is the gradient of
+        the mean over all the anchors. tests/test_reference_equivalence.py relates it exactly to DetConB's loss.
     """
     B, K, _ = q.shape
-    q = F.normalize(q.flatten(0, 1).float(), dim=-1)  # (B*K, D)
-    all_keys = gather_keys(F.normalize(z_t.detach().flatten(0, 1).float(), dim=-1))  # (P*B*K, D), P processes
+    q = F.normalize(float32_or_wider(q.flatten(0, 1)), dim=-1)  # (B*K, D)
+    all_keys = gather_keys(F.normalize(float32_or_wider(z_t.detach().flatten(0, 1)), dim=-1))  # (P*B*K, D)
     all_valid = gather_keys(valid_t.flatten().float()) > 0
-    logits = (q @ all_keys.T / temperature).masked_fill(~all_valid, torch.finfo(torch.float32).min)
+    logits = (q @ all_keys.T / temperature).masked_fill(~all_valid, torch.finfo(q.dtype).min)
     positive = get_rank() * B * K + torch.arange(B * K, device=q.device)
     ce = F.cross_entropy(logits, positive, reduction='none')  # huge (finite) where the positive is masked: dropped
     rows = (valid_q & valid_t).flatten()

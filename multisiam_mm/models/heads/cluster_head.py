@@ -69,7 +69,9 @@ class ClusterHead(BaseModule):
             raise ValueError(f'ClusterHead.num_clusters must be >= 1, got {num_clusters}')
         if int(kmeans_iters) < 1:
             raise ValueError(f'ClusterHead.kmeans_iters must be >= 1, got {kmeans_iters}')
-        self.predictor = conv_mlp(in_channels + offset_channels, hid_channels, out_channels)
+        # BYOL's predictor (mmpretrain's layout, as the 1-D branch) as 1×1 convs (Sec. 3.2)
+        self.predictor = conv_mlp(in_channels + offset_channels, hid_channels, out_channels, with_bias=True,
+                                  with_last_bias=False)
         self.self_attention = self_attention
         self.residual = residual
         self.num_clusters = int(num_clusters)

@@ -41,8 +41,20 @@ Initialisation and runs (deterministic; ``R = num_inits`` runs per problem, batc
     iterations already give the assignment that 30 give (tests/test_kmeans.py). On 256 problems of 7x7 cells and
     256 channels this is 1.2-1.3x faster than ``R = 8``, selection after 3 of 10 (docs/benchmarks.md).
 
+Given initial centroids
+    ``init_indices (B, K)`` names the points that are the initial centroids of a single run (indices may repeat),
+    in place of the deterministic initialisation. From there the iterations are plain Lloyd iterations: the same
+    assignments as scikit-learn's ``KMeans(init=C, n_init=1)`` (Euclidean) and as a textbook spherical k-means
+    (cosine) whenever no cluster empties (tests/test_reference_equivalence.py).
+
+Empty clusters
+    A cluster that receives no point keeps its previous centroid (and so does a cosine cluster whose sum of points
+    vanishes); it can win points back in a later iteration. scikit-learn instead moves an empty cluster's centre to
+    the point farthest from its own centre, so on runs where a cluster empties the two can differ; the test checks
+    this keep-the-centroid rule against a NumPy reference.
+
 Degenerate inputs give finite results: constant features, ``K > N`` (centres repeat; the extra clusters stay
-empty), zero vectors in cosine mode, and empty clusters (which keep their previous centroid).
+empty), zero vectors in cosine mode, and empty clusters.
 """
 from typing import Literal, NamedTuple, Optional
 
@@ -211,7 +223,8 @@ def _keep_best_run(gram: Tensor, weights: Tensor, cross: Tensor, num_clusters: i
     return _pick_run(weights, best, num_clusters), _pick_run(cross, best, num_clusters)
 
 
-def _check_args(x: Tensor, num_clusters: int, num_iters: int, metric: str, num_inits: int, select_after: int) -> None:
+def _check_args(x: Tensor, num_clusters: int, num_iters: int, metric: str, num_inits: int, select_after: int,
+                init_indices: Optional[Tensor]) -> None:
     """Raise ``ValueError`` for arguments outside the documented ranges (static checks only)."""
     if x.dim() != 3:
         raise ValueError(f'x must be (B, N, D), got shape {tuple(x.shape)}')
@@ -220,6 +233,10 @@ def _check_args(x: Tensor, num_clusters: int, num_iters: int, metric: str, num_i
     if num_clusters < 1 or num_iters < 0 or num_inits < 1 or select_after < 0:
         raise ValueError(f'need num_clusters >= 1 and num_inits >= 1, num_iters >= 0 and select_after >= 0, got '
                          f'{num_clusters}, {num_inits}, {num_iters}, {select_after}')
+    if init_indices is not None and (tuple(init_indices.shape) != (x.shape[0], num_clusters)
+                                     or init_indices.is_floating_point()):
+        raise ValueError(f'init_indices must be integer point indices of shape (B, K) = {(x.shape[0], num_clusters)}, '
+                         f'got {init_indices.dtype} {tuple(init_indices.shape)}')
 
 
 def batched_kmeans(x: Tensor,
@@ -227,7 +244,8 @@ def batched_kmeans(x: Tensor,
                    num_iters: int = 6,
                    metric: Metric = 'cosine',
                    num_inits: int = 6,
-                   select_after: int = 2) -> KMeansResult:
+                   select_after: int = 2,
+                   init_indices: Optional[Tensor] = None) -> KMeansResult:
     """Cluster each of ``B`` point sets independently into ``K`` clusters with a fixed number of Lloyd iterations.
 
     Args:
@@ -239,23 +257,30 @@ def batched_kmeans(x: Tensor,
         select_after: Lloyd iterations that all ``R`` runs make; then only each problem's lowest-inertia run goes on
             for the remaining ``num_iters - select_after`` iterations (``select_after >= num_iters``: all runs make
             every iteration and the best is returned).
+        init_indices: optional ``(B, K)`` int64 indices in ``[0, N)`` of the points that are the initial centroids
+            (one run; ``num_inits`` and ``select_after`` are then unused).
 
     Returns:
         :class:`KMeansResult` with ``centroids (B, K, D)`` float32, ``assignment (B, N)`` int64 (each point's nearest
         final centroid) and ``inertia (B,)`` float32 of that assignment.
     """
-    _check_args(x, num_clusters, num_iters, metric, num_inits, select_after)
+    _check_args(x, num_clusters, num_iters, metric, num_inits, select_after, init_indices)
+    if init_indices is not None:
+        num_inits, select_after = 1, 0
     with torch.autocast(device_type=x.device.type, enabled=False):  # float32 under AMP too (bf16 / fp16 Gram)
-        return _kmeans_fp32(x.detach().float(), num_clusters, num_iters, metric, num_inits, select_after)
+        return _kmeans_fp32(x.detach().float(), num_clusters, num_iters, metric, num_inits, select_after, init_indices)
 
 
 def _kmeans_fp32(points: Tensor, num_clusters: int, num_iters: int, metric: Metric, num_inits: int,
-                 select_after: int) -> KMeansResult:
+                 select_after: int, init_indices: Optional[Tensor]) -> KMeansResult:
     """:func:`batched_kmeans` on float32 points ``(B, N, D)``, autocast off."""
     gram, inv_norms = _gram(points, metric)  # (B, N, N), (B, N)
-    dists = _gram_sq_dists(gram)
-    start = _init_indices(dists, _seed_indices(dists, num_inits), num_clusters)  # (B, R, K)
-    start = start.transpose(1, 2).flatten(1)  # (B, K * R), cluster-major
+    if init_indices is None:
+        dists = _gram_sq_dists(gram)
+        start = _init_indices(dists, _seed_indices(dists, num_inits), num_clusters)  # (B, R, K)
+        start = start.transpose(1, 2).flatten(1)  # (B, K * R), cluster-major
+    else:
+        start = init_indices.to(points.device, torch.long)  # (B, K): R = 1
     weights, cross = _point_weights(start, points.shape[1]), _rows(gram, start)
     weights, cross = _lloyd(gram, weights, cross, num_clusters, min(select_after, num_iters), metric)
     weights, cross = _keep_best_run(gram, weights, cross, num_clusters)
