@@ -566,8 +566,8 @@ def _remove_stale(root: str, keep: List[str]) -> None:
 
 
 def _foreign_entries(root: str, limit: int = 3) -> List[str]:
-    """Up to ``limit`` paths under ``root`` that this generator does not write: the sign of a folder of someone
-    else's data, which it must not write into (nor remove files from, as it removes stale scenes)."""
+    """Up to ``limit`` paths under ``root`` (relative to it) that this generator does not write: the sign of a folder
+    of someone else's data, which it must not write into (nor remove files from, as it removes stale scenes)."""
     if not osp.isdir(root):
         return [root] if osp.exists(root) else []
     own = {'meta.json', 'classes.json', *(f'{split}.txt' for split in SPLITS)}
@@ -586,7 +586,7 @@ def _foreign_entries(root: str, limit: int = 3) -> List[str]:
             found.append(path)
         if len(found) >= limit:
             break
-    return found[:limit]
+    return [osp.relpath(p, root) for p in found[:limit]]
 
 
 def _write_scene(root: str, paths: Tuple[str, str, str], seed: int, width: int, height: int) -> None:
