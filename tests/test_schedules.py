@@ -166,7 +166,11 @@ def scaled_lr(cfg: Config, world_size: int) -> float:
 
 
 SCALED_CONFIGS = {**{p: e.gpus for p, e in PAPER.items()},
-                  'configs/densesiam/densesiam-useg_r18_fpn_synthetic-streets.py': 1}
+                  'configs/densesiam/densesiam-useg_r18_fpn_synthetic-streets.py': 1,
+                  # single-process CPU-scale configs: lr written for their batch of 16
+                  'configs/demo/multisiam_synthetic_demo.py': 1,
+                  **{f'configs/benchmarks/quality/{name}_r18_streets.py': 1 for name in (
+                      'multisiam', 'densesiam', 'odin', 'byol_mmpretrain', 'densecl_mmpretrain')}}
 
 
 @pytest.mark.parametrize('path', sorted(SCALED_CONFIGS))

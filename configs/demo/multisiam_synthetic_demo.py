@@ -40,6 +40,7 @@ train_dataloader = dict(
 )
 
 optim_wrapper = dict(optimizer=dict(lr=1.0 * 16 / 256))
+auto_scale_lr = dict(base_batch_size=16, enable=False)  # the batch lr is scaled for (one process x 16)
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-2, by_epoch=False, begin=0, end=20),
     dict(type='CosineAnnealingLR', T_max=max_iters - 20, by_epoch=False, begin=20, end=max_iters),

@@ -22,7 +22,7 @@ train_dataloader = dict(
     dict(type='PackPairInputs'),
 ]))
 optim_wrapper = dict(optimizer=dict(lr=lr))
-auto_scale_lr = dict(enable=False)
+auto_scale_lr = dict(base_batch_size=16, enable=False)  # the batch lr is scaled for (one process x 16)
 custom_hooks = [
     dict(type='SimSiamHook', priority='HIGH', fix_pred_lr=True, lr=lr),
     dict(type='DenseSiamRegionSimHook', start=0.5),

@@ -26,6 +26,7 @@ train_dataloader = dict(
     dict(type='PackOdinInputs'),
 ]))
 optim_wrapper = dict(optimizer=dict(lr=0.2 * 16 / 256))
+auto_scale_lr = dict(base_batch_size=16, enable=False)  # the batch lr is scaled for (one process x 16)
 param_scheduler = {{_base_.quality_param_scheduler}}
 train_cfg = {{_base_.quality_train_cfg}}
 default_hooks = {{_base_.quality_default_hooks}}
