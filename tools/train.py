@@ -31,6 +31,7 @@ from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without installing
 import multisiam_mm  # noqa: E402,F401  registers the components and the checkpoint safe-globals
+from multisiam_mm.datasets.frame_shrink import check_config_frames  # noqa: E402
 from multisiam_mm.datasets.image_listing import use_images  # noqa: E402
 from multisiam_mm.datasets.transforms.robust_loading import record_bad_files  # noqa: E402
 from multisiam_mm.engine.hooks.bad_files_hook import add_bad_files_hook  # noqa: E402
@@ -96,6 +97,11 @@ def main(argv: list = None) -> None:
     args.config = resolve_config(args.config, CONFIG_ROOT)
     cfg = merge_args(Config.fromfile(args.config), args)
     check_data_sources(cfg)
+    shrink_error, shrink_notes = check_config_frames(cfg)  # frames shrunk for another config (frame_shrink.json)
+    if shrink_error:
+        raise UserError(shrink_error)
+    for note in shrink_notes:
+        print(f'note: {note}', flush=True)
     if cfg.get('resume') and cfg.get('load_from'):
         check_file(cfg.load_from, 'checkpoint to resume from', 'give a .pth of the work dir, or --resume alone for '
                    'its latest checkpoint')
