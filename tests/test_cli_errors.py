@@ -106,8 +106,8 @@ def run_in_process(name: str, argv: list, cwd, capsys, monkeypatch) -> Tuple[int
 
 # The tools that read a config, a list file or a checkpoint (tools/extract_waymo_frames.py and
 # tools/gen_synthetic_streets.py read neither and report their own argument errors).
-TOOLS_WITH_MAIN = ['eval_object_discovery.py', 'extract_backbone.py', 'finetune.py', 'probe_segmentation.py', 'train.py',
-                   'visualize_clusters.py']
+TOOLS_WITH_MAIN = ['demo.py', 'eval_object_discovery.py', 'extract_backbone.py', 'finetune.py', 'probe_segmentation.py',
+                   'train.py', 'visualize_clusters.py']
 
 
 @pytest.mark.parametrize('name', TOOLS_WITH_MAIN)

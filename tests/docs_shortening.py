@@ -1,0 +1,54 @@
+"""The arguments that tests/test_documented_commands.py appends to a documented command to make it cheap.
+
+Imported by the sandbox's stand-in ``python`` and ``mim`` on every call, so it imports nothing heavy at the top.
+argparse and mmengine's ``--cfg-options`` keep the last value given, so an appended argument overrides the
+documented one and the command otherwise runs as written.
+"""
+import os.path as osp
+from typing import Callable, Dict, List, Optional
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+LOADER_SHORT = ['train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
+                'train_dataloader.persistent_workers=False']
+
+
+def train_options(config: Optional[str]) -> List[str]:
+    """``--cfg-options`` that make a pretraining config train two iterations (or one epoch of the tiny data)."""
+    if not config or not osp.isfile(config):
+        return []
+    from mmengine.config import Config
+    loop = str(Config.fromfile(config).get('train_cfg', {}).get('type', ''))
+    return ['--cfg-options', 'train_cfg.max_iters=2' if 'Iter' in loop else 'train_cfg.max_epochs=1', *LOADER_SHORT]
+
+
+FINETUNE_SHORT = ['--cfg-options', 'train_cfg.max_iters=2', 'train_cfg.val_interval=2', *LOADER_SHORT,
+                  *(f'{split}_dataloader.{key}' for split in ('val', 'test')
+                    for key in ('num_workers=0', 'persistent_workers=False'))]
+
+# script file name -> (its arguments, the index of the script among them) -> arguments to append
+SHORTENERS: Dict[str, Callable[[List[str], int], List[str]]] = {
+    'train.py': lambda args, i: train_options(args[i + 1] if i + 1 < len(args) else None),
+    'demo.py': lambda args, i: ['--max-iters', '2', '--num-images', '16'],
+    'probe_segmentation.py': lambda args, i: ['--iters', '2', '--batch-size', '2', '--workers', '0'],
+    'eval_object_discovery.py': lambda args, i: ['--size', '64', '--ks', '2', '--max-images', '2'],
+    'gen_synthetic_streets.py': lambda args, i: ['--num-train', '16', '--num-val', '4'],
+    'finetune.py': lambda args, i: FINETUNE_SHORT,
+    'list_memory.py': lambda args, i: ['--lines', '2000'],
+    'decode_bench.py': lambda args, i: ['--frames', '2', '--repeats', '1', '--width', '640', '--height', '426'],
+}
+
+
+def shortened(kind: str, args: List[str]) -> List[str]:
+    """``args`` of ``python`` (kind 'python') or ``mim`` with the shortening arguments of what they run appended."""
+    if kind == 'mim':
+        if len(args) >= 3 and args[0] == 'train':
+            config = args[2] if osp.isfile(args[2]) else osp.join(ROOT, args[2])
+            return [*args, *train_options(config)]
+        return args
+    for i, arg in enumerate(args):
+        if arg == '-c' or (arg == '-m' and args[i + 1:i + 2] != ['torch.distributed.run']):
+            return args
+        if arg.endswith('.py'):
+            extra = SHORTENERS.get(osp.basename(arg))
+            return [*args, *(extra(args, i) if extra else [])]
+    return args

@@ -1,0 +1,309 @@
+"""Every shell command in README.md and docs/*.md is executed, so the docs cannot go stale.
+
+What is read: the fenced blocks tagged ``bash``, ``sh``, ``shell`` or ``console`` (in a console block, the lines
+starting with ``$ ``); continuation lines are joined. Each block runs as one bash script (``set -euo pipefail``), the
+blocks of a page in order, in a sandbox that looks like the checkout (links to tools/, configs/, multisiam_mm/ ...)
+but has its own empty data/ and work_dirs/ (only the inputs no command makes are put there: a small Waymo-style frame
+list for configs/multisiam_waymo.py and a SODA10M-style folder).
+
+How a command is made cheap without changing it: the sandbox's ``python``, ``.venv/bin/python`` and ``mim`` are
+stand-ins that run the real ones with a few arguments appended (``SHORTENERS``: e.g. tools/train.py gets
+``--cfg-options train_cfg.max_iters=2`` or ``max_epochs=1`` by the config's loop, a batch of 2 and no workers;
+tools/demo.py gets ``--max-iters 2``). argparse and mmengine's ``--cfg-options`` take the last value, so the command
+runs as written, only shorter. A stand-in ``srun`` prints the command it was given and exits 0 (no Slurm here: the
+launch command that tools/slurm_train.sh or ``mim train --launcher slurm`` builds is still built and checked).
+
+Lines that cannot run here:
+
+- a synopsis (a placeholder such as CONFIG, CKPT, PARTITION, ``[--flag ...]`` or ``a|b`` alternatives, or an
+  input under /data/ or /path/): the tool's ``--help`` must succeed and name every ``--flag`` of the line (a shell
+  script: its usage message);
+- ``SPECIAL``: the reviewed list below, each with its reason.
+
+A line whose program is neither known (``PROGRAMS``) nor special fails the test, naming the file and line: a new
+runnable command needs no change here, a new kind of command needs a decision here.
+"""
+import os
+import os.path as osp
+import re
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Dict, List, Tuple
+
+import pytest
+from conftest import ROOT
+from docs_shortening import shortened
+
+DOCS = ['README.md'] + sorted(osp.join('docs', f) for f in os.listdir(osp.join(ROOT, 'docs')) if f.endswith('.md'))
+SHELL_TAGS = ('bash', 'sh', 'shell', 'console')
+BLOCK_TIMEOUT = 900
+
+# Programs a documented line may start with (after VAR=value assignments); anything else must be in SPECIAL.
+PROGRAMS = {'python', 'python3', '.venv/bin/python', 'mim', 'make', 'cd', 'ls', 'mkdir', 'cp', 'find', 'for', 'do',
+            'done', 'echo', 'cat', 'head', 'tail', 'rm', 'mv', 'touch', 'export', 'source'}
+SCRIPTS = re.compile(r'^(bash )?(\./)?tools/\w+\.sh$')
+
+PLACEHOLDER = re.compile(r'^([A-Z][A-Z0-9_]{1,}(\.\w+|\.\.\.)?|<[^>]+>|/data/.*|/path/.*)$')
+FLAG = re.compile(r'(?<![\w-])(--[a-z][\w-]*)')
+
+
+@dataclass
+class DocLine:
+    """One logical command of a page (continuations joined)."""
+    path: str
+    line: int
+    text: str
+
+    def where(self) -> str:
+        return f'{self.path}:{self.line}'
+
+
+def extract_blocks(path: str) -> List[List[DocLine]]:
+    """The shell blocks of a page, each as its list of logical command lines."""
+    text = open(osp.join(ROOT, path), encoding='utf-8').read()
+    blocks = []
+    for m in re.finditer(r'^```(\w+)[^\n]*\n(.*?)^```', text, re.M | re.S):
+        if m.group(1) not in SHELL_TAGS:
+            continue
+        first = text[:m.start(2)].count('\n') + 1
+        raw = m.group(2).splitlines()
+        if m.group(1) == 'console':
+            raw = [r[2:] if r.startswith('$ ') else '' for r in raw]
+        lines, i = [], 0
+        while i < len(raw):
+            start, cmd = i, raw[i]
+            while cmd.rstrip().endswith('\\') and i + 1 < len(raw):
+                i += 1
+                cmd = cmd.rstrip()[:-1].rstrip() + ' ' + raw[i].strip()
+            i += 1
+            if strip_comment(cmd).strip():
+                lines.append(DocLine(path, first + start, cmd.strip()))
+        blocks.append(lines)
+    return blocks
+
+
+def strip_comment(line: str) -> str:
+    """The line without a trailing shell comment (a '#' outside quotes at the start or after a blank)."""
+    quote = None
+    for i, c in enumerate(line):
+        if quote:
+            quote = None if c == quote else quote
+        elif c in '\'"':
+            quote = c
+        elif c == '#' and (i == 0 or line[i - 1].isspace()):
+            return line[:i].rstrip()
+    return line
+
+
+def words(line: str) -> List[str]:
+    return shlex.split(strip_comment(line), posix=True)
+
+
+def program(tokens: List[str]) -> str:
+    """The program of a command: the first word after VAR=value assignments ('' for an assignment alone)."""
+    return next((t for t in tokens if not re.match(r'^[A-Za-z_]\w*=', t)), '')
+
+
+def is_synopsis(tokens: List[str]) -> bool:
+    """A usage line rather than a command: placeholders, [optional parts] or a|b alternatives."""
+    body = [t for t in tokens if not re.match(r'^[A-Za-z_]\w*=', t)]
+    return any(PLACEHOLDER.match(t) or t.startswith('[') or t.endswith(']') or re.search(r'\w\|\w', t)
+               for t in body)
+
+
+# ---- the sandbox ----
+
+def shim_source(real: str, kind: str) -> str:
+    """A stand-in for the real ``python`` or ``mim`` that appends the shortening arguments and execs the real one."""
+    return f'''#!{sys.executable}
+import os, sys
+sys.path.insert(0, {osp.join(ROOT, 'tests')!r})
+from docs_shortening import shortened
+os.execv({real!r}, [{real!r}, *shortened({kind!r}, sys.argv[1:])])
+'''
+
+
+def make_sandbox(root: str) -> Dict[str, str]:
+    """Fill ``root`` like a checkout (links), with stand-ins and the inputs no documented command creates; returns
+    the environment to run the blocks in."""
+    for name in os.listdir(ROOT):
+        if name not in ('.venv', '.git', 'data', 'work_dirs') and not name.startswith(('.pytest', '.ruff')):
+            os.symlink(osp.join(ROOT, name), osp.join(root, name))
+    bin_dir = osp.join(root, '.venv', 'bin')
+    os.makedirs(bin_dir)
+    real_bin = osp.dirname(sys.executable)
+    for name, kind in (('python', 'python'), ('python3', 'python'), ('mim', 'mim')):
+        path = osp.join(bin_dir, name)
+        with open(path, 'w') as f:
+            f.write(shim_source(osp.join(real_bin, 'python' if kind == 'python' else 'mim'), kind))
+        os.chmod(path, 0o755)
+    for name in os.listdir(real_bin):  # everything else of the venv as it is (ruff, torchrun, tensorboard ...)
+        if not osp.exists(osp.join(bin_dir, name)):
+            os.symlink(osp.join(real_bin, name), osp.join(bin_dir, name))
+    open(osp.join(root, '.venv', '.multisiam_setup_done'), 'w').close()  # the Makefile's setup is done
+    fake = osp.join(root, '.fakebin')
+    os.makedirs(fake)
+    with open(osp.join(fake, 'srun'), 'w') as f:
+        f.write('#!/bin/sh\necho "[stand-in srun] srun $*"\n')
+    os.chmod(osp.join(fake, 'srun'), 0o755)
+
+    from mmengine.config import Config
+
+    from multisiam_mm.datasets import write_synthetic_dataset
+    frames = osp.join(root, 'data', 'frames')
+    write_synthetic_dataset(frames, num_train=8, num_val=2, width=160, height=96, seed=1)
+    images = sorted(osp.join(frames, 'images', 'train', f) for f in os.listdir(osp.join(frames, 'images', 'train')))
+    waymo = Config.fromfile(osp.join(ROOT, 'configs', 'multisiam_waymo.py')).train_dataloader.dataset
+    os.makedirs(osp.join(root, waymo.data_root), exist_ok=True)
+    with open(osp.join(root, waymo.data_root, waymo.ann_file), 'w') as f:
+        f.write(''.join(f'{p}\n' for p in images))
+    soda = osp.join(root, 'data', 'soda10m', 'SSLAD-2D', 'unlabeled', 'train')
+    os.makedirs(soda)
+    for p in images[:2]:
+        os.symlink(p, osp.join(soda, osp.basename(p)))
+    env = {k: v for k, v in os.environ.items() if k not in ('PYTHONPATH', 'VIRTUAL_ENV')}
+    env.update(PATH=os.pathsep.join([bin_dir, fake, env.get('PATH', '')]), VIRTUAL_ENV=osp.join(root, '.venv'),
+               MPLBACKEND='Agg')
+    return env
+
+
+# ---- checks for what cannot run here ----
+
+def check_help(doc: DocLine, cwd: str, env: Dict[str, str]) -> None:
+    """A synopsis: the tool's --help (a script: its usage message) works and names every --flag of the line."""
+    tokens = words(doc.text)
+    prog = program(tokens)
+    if SCRIPTS.match(prog):
+        script = prog
+        res = subprocess.run(['bash', script], cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
+        assert res.returncode == 2 and 'usage:' in res.stderr, f'{doc.where()}: {script} gave no usage message'
+        assert subprocess.run(['bash', '-n', script], cwd=cwd).returncode == 0
+        return
+    i = tokens.index(prog)
+    cmd = tokens[i:i + 2]  # python tools/X.py, mim train
+    res = subprocess.run([*cmd, '--help'], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, f'{doc.where()}: {" ".join(cmd)} --help failed:\n{res.stderr[-2000:]}'
+    missing = [f for f in FLAG.findall(strip_comment(doc.text)) if f not in res.stdout and f != '--help']
+    assert not missing, f'{doc.where()}: {" ".join(cmd)} --help does not list {missing}'
+
+
+def check_make_test(doc: DocLine, cwd: str, env: Dict[str, str]) -> None:
+    res = subprocess.run(['make', '-n', 'test'], cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0 and 'ruff check' in res.stdout and 'hadolint' in res.stdout and '-m pytest tests' \
+        in res.stdout, res.stdout
+
+
+def check_mim_gpus(doc: DocLine, cwd: str, env: Dict[str, str]) -> None:
+    res = subprocess.run(['mim', 'train', '--help'], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and all(f in res.stdout for f in FLAG.findall(doc.text)), res.stdout[-2000:]
+
+
+def add_dry_run(text: str) -> str:
+    return strip_comment(text) + ' --dry-run'
+
+
+def drop_amp(text: str) -> str:
+    return re.sub(r'\s--amp\b', '', strip_comment(text))
+
+
+# (pattern on the line, what to do instead: a check run from here or a rewritten line, why). Reviewed list.
+SPECIAL: List[Tuple[str, object, str]] = [
+    (r'^make test\b', check_make_test,
+     'is CI itself (ruff, hadolint and the whole suite, this test included): `make -n test` must list those steps'),
+    (r'^mim train .*--launcher pytorch', check_mim_gpus,
+     'needs as many GPUs as --gpus (mim runs torch.distributed.launch with its own interpreter, which no stand-in '
+     'can shorten): `mim train --help` must list the flags'),
+    (r'^(NNODES=\S+ )*tools/dist_train\.sh configs/benchmarks/', check_help,
+     'fine-tunes on Cityscapes with 8 GPUs: the script must give its usage message and parse (bash -n)'),
+    (r'^python tools/finetune\.py .*(--launcher (pytorch|slurm)|--use-mim)', add_dry_run,
+     'launches on GPUs / Slurm with Cityscapes or BDD100K: run with --dry-run (extracts the backbone, writes the '
+     'config, prints the launch command)'),
+    (r'--cfg-options visualizer\.vis_backends\.1\.type=(Wandb|MLflow)VisBackend', None,
+     'needs the wandb / mlflow package (and an account); what the line selects is checked by '
+     'tests/test_log_hygiene.py::test_documented_visualisation_backend_switch'),
+    (r'\s--amp\b', drop_amp, 'AMP needs a GPU (mmengine AmpOptimWrapper): run without --amp'),
+]
+
+
+def plan(doc: DocLine) -> Tuple[str, object, str]:
+    """('run', line, '') | ('check', fn, reason) | ('skip', None, reason) for one documented line."""
+    for pattern, action, reason in SPECIAL:
+        if re.search(pattern, doc.text):
+            if action is None:
+                return 'skip', None, reason
+            if action in (check_help, check_make_test, check_mim_gpus):
+                return 'check', action, reason
+            return 'run', action(doc.text), reason
+    tokens = words(doc.text)
+    prog = program(tokens)
+    if not prog:
+        return 'run', doc.text, ''  # VAR=value
+    if prog not in PROGRAMS and not SCRIPTS.match(prog):
+        pytest.fail(f'{doc.where()}: no rule for `{prog}` in `{doc.text}`: add it to PROGRAMS (if it runs here) or '
+                    'SPECIAL (with the reason) in tests/test_documented_commands.py')
+    if is_synopsis(tokens):
+        return 'check', check_help, 'synopsis'
+    return 'run', doc.text, ''
+
+
+@pytest.fixture(scope='module')
+def sandbox(tmp_path_factory) -> Tuple[str, Dict[str, str]]:
+    root = str(tmp_path_factory.mktemp('docs_sandbox'))
+    return root, make_sandbox(root)
+
+
+def test_every_page_with_commands_is_found():
+    pages = [p for p in DOCS if extract_blocks(p)]
+    assert 'README.md' in pages and len(pages) >= 5, pages
+
+
+def test_extraction_and_planning():
+    blocks = extract_blocks('README.md')
+    lines = [d.text for b in blocks for d in b]
+    assert 'make demo   # builds .venv with the pinned stack, generates synthetic street scenes, pretrains MultiSiam ' \
+           'on CPU' in lines
+    joined = [t for t in lines if t.startswith('python tools/extract_backbone.py CKPT')]
+    assert joined and joined[0].endswith('[--format mmpretrain|torchvision|detectron2]')  # continuation joined
+    assert plan(DocLine('x', 1, 'python tools/train.py CONFIG [--amp]'))[1] is check_help
+    assert plan(DocLine('x', 1, 'python tools/demo.py --max-iters 20'))[0] == 'run'
+    with pytest.raises(pytest.fail.Exception, match='no rule for `docker`'):
+        plan(DocLine('x', 1, 'docker build .'))
+    assert shortened('python', ['tools/demo.py', '--max-iters', '20'])[-4:] == ['--max-iters', '2', '--num-images',
+                                                                                '16']
+    assert shortened('python', ['-c', 'print(1)']) == ['-c', 'print(1)']
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get('MULTISIAM_DOCS_TEST') != '1',
+                    reason='unfinished, opt-in (MULTISIAM_DOCS_TEST=1): README.md alone took 838 s here and its '
+                           'training block still fails; see docs/status.md')
+@pytest.mark.parametrize('page', [p for p in DOCS if extract_blocks(p)])
+def test_documented_commands_run(page, sandbox):
+    root, env = sandbox
+    report = []
+    for block in extract_blocks(page):
+        script = ['set -euo pipefail']
+        for doc in block:
+            kind, what, reason = plan(doc)
+            if kind == 'check':
+                what(doc, root, env)
+                report.append(f'{doc.where()}: checked ({reason})')
+            elif kind == 'skip':
+                report.append(f'{doc.where()}: not run ({reason})')
+            else:
+                script.append(what)
+                if reason:
+                    report.append(f'{doc.where()}: run as `{what}` ({reason})')
+        if len(script) == 1:
+            continue
+        start = time.perf_counter()
+        res = subprocess.run(['bash', '-c', '\n'.join(script)], cwd=root, env=env, capture_output=True, text=True,
+                             timeout=BLOCK_TIMEOUT)
+        report.append(f'{block[0].where()}: block of {len(block)} lines ran in {time.perf_counter() - start:.0f} s')
+        assert res.returncode == 0, (f'{block[0].where()}: the block exited {res.returncode}\n--- script\n'
+                                     + '\n'.join(script) + f'\n--- stdout\n{res.stdout[-3000:]}\n--- stderr\n'
+                                     f'{res.stderr[-5000:]}')
+    print('\n'.join(report))
