@@ -25,7 +25,6 @@ Randomness comes from numpy's global state (``np.random``). Loaded through ``Res
 (:func:`multisiam_mm.datasets.samplers.sample_rng`), so boxes and flips depend on the sample only, not on the worker
 or on whether the run was resumed; with other samplers it is the worker's stream, which mmengine seeds per worker.
 
-
 Reduced decoding. Given a :class:`~multisiam_mm.datasets.transforms.robust_loading.DeferredJpeg` (from
 ``RobustLoadImage(reduced_decode=True)``) instead of an array, the boxes are drawn from its header size, then it is
 decoded at the coarsest DCT scale at which both boxes keep ``size`` pixels per side, and the views are cut from the
