@@ -374,3 +374,18 @@ def test_eval_tool_runs_on_synthetic_scenes(tiny_streets):
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert '| ResNet-18 (random init) | 4 |' in res.stdout, res.stdout
+
+
+@pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
+def test_object_contrastive_loss_under_autocast_is_the_fp32_loss(dtype):
+    """Under AMP (bf16 / fp16 autocast) the masked logits are computed in fp32: the loss equals the fp32 loss of the
+    same inputs (before the fix, bf16 logits could not take float32's minimum as the mask fill and raised)."""
+    from multisiam_mm.models.algorithms.odin import object_contrastive_loss
+    g = torch.Generator().manual_seed(0)
+    q, z = torch.randn(2, 4, 8, generator=g), torch.randn(2, 4, 8, generator=g)
+    valid_q = torch.tensor([[True, True, False, True], [True, True, True, True]])
+    valid_t = torch.tensor([[True, False, True, True], [True, True, True, False]])
+    ref = object_contrastive_loss(q, z, valid_q, valid_t, 0.1)
+    with torch.autocast(device_type='cpu', dtype=dtype):
+        amp = object_contrastive_loss(q, z, valid_q, valid_t, 0.1)
+    assert amp.dtype == torch.float32 and torch.allclose(amp, ref, rtol=1e-6, atol=1e-6)

@@ -68,7 +68,8 @@ def object_contrastive_loss(q: Tensor, z_t: Tensor, valid_q: Tensor, valid_t: Te
     q = F.normalize(float32_or_wider(q.flatten(0, 1)), dim=-1)  # (B*K, D)
     all_keys = gather_keys(F.normalize(float32_or_wider(z_t.detach().flatten(0, 1)), dim=-1))  # (P*B*K, D)
     all_valid = gather_keys(valid_t.flatten().float()) > 0
-    logits = (q @ all_keys.T / temperature).masked_fill(~all_valid, torch.finfo(q.dtype).min)
+    with torch.autocast(q.device.type, enabled=False):  # under AMP the logits stay fp32, as every loss here
+        logits = (q @ all_keys.T / temperature).masked_fill(~all_valid, torch.finfo(q.dtype).min)
     positive = get_rank() * B * K + torch.arange(B * K, device=q.device)
     ce = F.cross_entropy(logits, positive, reduction='none')  # huge (finite) where the positive is masked: dropped
     rows = (valid_q & valid_t).flatten()
