@@ -20,11 +20,9 @@ def test_gpu_check_cpu_tiny_prints_the_table():
     rows = [line for line in proc.stdout.splitlines() if line.startswith('| ') and line != '| check | item | result |']
     cuda_row = next(r for r in rows if r.startswith('| cuda tests |'))
     assert 'skipped' in cuda_row and 'passed' not in cuda_row and 'not run (no CUDA device' in cuda_row, cuda_row
-    failed = [r for r in rows if '| FAILED |' in r]
-    assert proc.returncode == (1 if failed else 0), out
+    assert not [r for r in rows if '| FAILED |' in r] and proc.returncode == 0, out
     for name in STEP_ROWS:
-        assert f'| step time (cpu, bf16) | {name} | wall ms / step: ' in proc.stdout or \
-            '| step time (cpu, bf16) | FAILED |' in proc.stdout, out
+        assert f'| step time (cpu, bf16) | {name} | wall ms / step: ' in proc.stdout, out
     assert '| k-means (cpu) | batched_kmeans (eager, defaults) | time per batch (ms): ' in proc.stdout, out
     assert '| k-means (cpu) | fast-pytorch-kmeans MultiKMeans | time per batch (ms): ' in proc.stdout, out
     assert '| decode (CPU worker) | (a) mmpretrain BYOL pipeline, full frames | pairs/s per worker: ' in out
