@@ -29,21 +29,12 @@ import time
 
 import pytest
 from conftest import ROOT
+from test_stack_pins import read_stack
 
 STACK_KEYS = {'torch': 'TORCH_VERSION', 'torchvision': 'TORCHVISION_VERSION', 'mmcv': 'MMCV_VERSION',
               'mmengine': 'MMENGINE_VERSION', 'mmpretrain': 'MMPRETRAIN_VERSION', 'mmsegmentation': 'MMSEG_VERSION'}
 
 
-def read_stack() -> dict:
-    """KEY -> value of requirements/stack.env."""
-    pins = {}
-    with open(osp.join(ROOT, 'requirements', 'stack.env')) as f:
-        for line in f:
-            line = line.strip()
-            if line and not line.startswith('#'):
-                key, value = line.split('=', 1)
-                pins[key] = value.strip('"')
-    return pins
 
 
 def mmcv_wheel_dir(pins: dict) -> str:

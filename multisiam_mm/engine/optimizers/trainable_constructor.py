@@ -4,8 +4,9 @@ With a ``paramwise_cfg`` (the LARS schedule's BN / bias exclusions), mmengine's 
 walks every parameter and, for each one with ``requires_grad=False``, logs the WARNING
 ``<name> is skipped since its requires_grad=False``. The EMA target network of MultiSiam / BYOL / Odin is frozen by
 design, so configs/multisiam_waymo.py (ResNet-50) starts with 169 of those lines and the demo config (ResNet-18)
-with 70, hiding the warnings that matter. This constructor builds exactly what mmengine's builds (same groups, same options), with a filter on the
-current mmengine logger that drops those lines and counts them per top-level module, then logs one INFO line:
+with 70, hiding the warnings that matter. This constructor builds exactly what mmengine's builds (same groups, same
+options), with a filter on the current mmengine logger that drops those lines and counts them per top-level module,
+then logs one INFO line:
 
     optimizer: 70 parameters with requires_grad=False left out (target_net: 70)
 """
