@@ -1,6 +1,7 @@
 """Shared fixtures: a tiny synthetic street-scene set and a tiny MultiSiam config that trains on CPU in seconds."""
 import argparse
 import copy
+import importlib.util
 import os.path as osp
 
 import pytest
@@ -18,6 +19,14 @@ import multisiam_mm  # noqa: F401  (registers the components)
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 torch.set_num_threads(2)
+
+
+def load_tool(name: str):
+    """A tools/ script as a module (its main() runs in this process)."""
+    spec = importlib.util.spec_from_file_location(f'tool_{name}', osp.join(ROOT, 'tools', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope='session')

@@ -2,7 +2,6 @@
 is quarantined for the run (not opened again, by any data worker), listed once with its reason in
 <work_dir>/bad_files.txt and counted in the log."""
 import glob
-import importlib.util
 import io
 import os
 import os.path as osp
@@ -13,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, tiny_runner_cfg
+from conftest import load_tool, tiny_runner_cfg
 from mmengine.config import Config
 from PIL import Image
 
@@ -26,13 +25,6 @@ from multisiam_mm.datasets.transforms.robust_loading import (
     record_bad_files,
 )
 from multisiam_mm.evaluation.cluster_maps import read_images
-
-
-def _load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(f'_tool_{name}', osp.join(ROOT, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _encoded(img: Image.Image, fmt: str, **kwargs) -> bytes:
@@ -188,7 +180,7 @@ def test_visualize_clusters_skips_bad_files(tmp_path, capsys):
     write_bad_kinds(tmp_path / 'imgs')
     write_accepted_kinds(tmp_path / 'imgs')
     out = str(tmp_path / 'grid.png')
-    _load_tool('visualize_clusters').main(['--checkpoints', 'random', '--images', str(tmp_path / 'imgs'),
+    load_tool('visualize_clusters').main(['--checkpoints', 'random', '--images', str(tmp_path / 'imgs'),
                                            '--num-images', '3', '--size', '64', '48', '--out', out])
     assert cv2.imread(out).shape[0] == 18 + 3 * (48 + 2)  # caption strip + three rows
 
@@ -210,7 +202,7 @@ def test_run_with_every_bad_kind_among_the_hooks_images(tmp_path):
     cfg['log_level'] = 'INFO'
     cfg_path = str(tmp_path / 'tiny.py')
     Config(cfg).dump(cfg_path)
-    _load_tool('train').main([cfg_path, '--images', str(list_file), '--work-dir', str(work)])
+    load_tool('train').main([cfg_path, '--images', str(list_file), '--work-dir', str(work)])
 
     maps = sorted(glob.glob(str(work / 'vis_data' / 'cluster_maps' / '*.png')))
     assert [osp.basename(p) for p in maps] == ['iter_000001.png', 'iter_000002.png']
@@ -271,7 +263,7 @@ def streets_with_bad_files(tiny_streets, tmp_path):
 
 
 def test_probe_leaves_unreadable_val_images_out_of_the_score(streets_with_bad_files, tmp_path, capsys):
-    probe = _load_tool('probe_segmentation')
+    probe = load_tool('probe_segmentation')
     work = tmp_path / 'probe'
     result = probe.main(['--random-init', '--data-root', str(streets_with_bad_files), '--work-dir', str(work),
                          '--iters', '2', '--batch-size', '2', '--crop', '64', '--scale', '96', '64', '--workers', '0',
@@ -285,7 +277,7 @@ def test_probe_leaves_unreadable_val_images_out_of_the_score(streets_with_bad_fi
 
 
 def test_object_discovery_skips_an_unreadable_image(streets_with_bad_files, capsys):
-    tool = _load_tool('eval_object_discovery')
+    tool = load_tool('eval_object_discovery')
     metrics = tool.main(['--data-root', str(streets_with_bad_files), '--depth', '18', '--size', '64', '--ks', '1', '2',
                          '--device', 'cpu'])
     assert metrics['object_discovery/num_images'] == 3

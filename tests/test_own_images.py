@@ -1,7 +1,6 @@
 """Own images are a first-class path (issue 15, point 1): one image-listing rule, tools/train.py --images and
 tools/demo.py --images on any folder tree or list file, and nothing ever written into the user's data folder."""
 import hashlib
-import importlib.util
 import os
 import os.path as osp
 import subprocess
@@ -10,7 +9,7 @@ import sys
 import cv2
 import numpy as np
 import pytest
-from conftest import ROOT, apply_cfg_options, tiny_runner_cfg
+from conftest import ROOT, apply_cfg_options, load_tool, tiny_runner_cfg
 from mmengine.config import Config
 
 from multisiam_mm.datasets import UnlabeledImageDataset
@@ -21,13 +20,6 @@ from multisiam_mm.datasets.image_listing import (
     list_images,
     scan_image_folder,
 )
-
-
-def _load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(f'_tool_{name}', osp.join(ROOT, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _image(seed: int) -> np.ndarray:
@@ -151,7 +143,7 @@ def test_train_tool_trains_on_a_folder_tree_or_a_list_and_writes_nothing_there(f
         (root / 'pick.txt').write_text('a.JPG\nday1/c.Png\nday2/f.webp\n')
         expected = [str(root / n) for n in ('a.JPG', 'day1/c.Png', 'day2/f.webp')]
     before = _snapshot(root)
-    train = _load_tool('train')
+    train = load_tool('train')
     work = tmp_path / 'work'
     images = str(root / 'pick.txt') if source == 'list' else str(root)
     args = train.parse_args([_tiny_config(tmp_path), '--images', images, '--work-dir', str(work)])
@@ -183,7 +175,7 @@ def test_mim_users_point_a_config_at_a_folder_with_cfg_options(frames, tmp_path)
 def test_train_tool_bad_images_argument_is_one_line(frames, tmp_path, capsys, what, message):
     root, _ = frames
     path = str(tmp_path / 'nowhere') if what == 'missing' else str(root / 'a.JPG')
-    train = _load_tool('train')
+    train = load_tool('train')
     with pytest.raises(SystemExit) as exit_info:  # what `python tools/train.py ...` does (its __main__: run_cli)
         train.run_cli(train.main, [_tiny_config(tmp_path), '--images', path, '--work-dir', str(tmp_path / 'w')])
     assert exit_info.value.code == 2 and capsys.readouterr().err.strip() == message.format(p=path)
@@ -195,7 +187,7 @@ def test_train_tool_bad_images_argument_is_one_line(frames, tmp_path, capsys, wh
 def test_demo_refuses_to_write_synthetic_scenes_into_a_users_folder(frames, tmp_path, capsys):
     root, _ = frames
     before = _snapshot(root)
-    demo = _load_tool('demo')
+    demo = load_tool('demo')
     with pytest.raises(SystemExit) as exit_info:  # what `python tools/demo.py ...` does (its __main__: run_cli)
         demo.run_cli(demo.main, ['--data-root', str(root), '--work-dir', str(tmp_path / 'w'), '--num-images', '4',
                                  '--max-iters', '1'])

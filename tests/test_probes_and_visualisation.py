@@ -1,13 +1,12 @@
 """Segmentation probes (configs/benchmarks/mmseg, tools/probe_segmentation.py), cluster maps and ClusterMapHook."""
 import glob
-import importlib.util
 import os.path as osp
 
 import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, tiny_runner_cfg
+from conftest import ROOT, load_tool, tiny_runner_cfg
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
@@ -25,17 +24,9 @@ from multisiam_mm.evaluation.cluster_maps import (
 from multisiam_mm.utils.backbone_export import BackboneKeyError
 
 
-def _load_tool(name: str):
-    """Import tools/<name>.py as a module."""
-    spec = importlib.util.spec_from_file_location(f'_tool_{name}', osp.join(ROOT, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope='module')
 def probe():
-    return _load_tool('probe_segmentation')
+    return load_tool('probe_segmentation')
 
 
 def _probe_argv(data_root: str, work_dir: str, *extra: str) -> list:
@@ -163,7 +154,7 @@ def test_colours_and_grid():
 
 def test_visualize_clusters_tool(multisiam_ckpt, tiny_streets, tmp_path):
     out = str(tmp_path / 'grid.png')
-    _load_tool('visualize_clusters').main([
+    load_tool('visualize_clusters').main([
         '--checkpoints', 'random', multisiam_ckpt, '--names', 'random', 'MultiSiam', '--images',
         osp.join(tiny_streets, 'images', 'val'), '--num-images', '2', '--size', '96', '64', '--out', out])
     assert cv2.imread(out).shape == (18 + 2 + 64 + 2 + 64, 3 * 96 + 2 * 2, 3)

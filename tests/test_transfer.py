@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from conftest import ROOT, apply_cfg_options, tiny_runner_cfg
+from conftest import ROOT, apply_cfg_options, load_tool, tiny_runner_cfg
 from mmengine.config import Config
 from mmengine.logging import MMLogger
 from mmengine.registry import DefaultScope
@@ -30,13 +30,6 @@ SEG_CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs/benchmarks/mmseg/fcn_r50_
 DET_CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs/benchmarks/mmdet/mask-rcnn_r50_fpn_pretrained_*.py')))
 R18 = ['model.backbone.depth=18']  # the tiny pretraining model's backbone
 
-
-def load_tool(name: str):
-    """A tools/ script as a module (its main() runs in this process)."""
-    spec = importlib.util.spec_from_file_location(f'tool_{name}', osp.join(ROOT, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def resnet18_state_dict() -> dict:
