@@ -31,3 +31,8 @@ pair_pipeline = [
     dict(type='PairPhotometric', view_pipelines=[byol_photometric_t, byol_photometric_t_prime]),
     dict(type='PackPairInputs'),
 ]
+
+# The same pipeline with the decoding moved to the GPU (docs/data_ingestion.md, "GPU JPEG decoding"): the workers
+# only read the files and draw boxes, flips and T / T' parameters; DevicePairPreprocessor decodes the batch with
+# nvJPEG and makes the views there (configs/multisiam/multisiam_r50_8xb128-coslr-325e_waymo_device-decode.py).
+device_pair_pipeline = [dict(pair_pipeline[0], device_decode=True)] + pair_pipeline[1:]

@@ -42,6 +42,8 @@ from mmcv.transforms import BaseTransform
 from mmengine.logging import print_log
 from mmpretrain.registry import TRANSFORMS
 
+from multisiam_mm.models.utils.device_views import DEVICE_INTERPOLATIONS
+
 from .robust_loading import DeferredJpeg
 from .scaled_pixels import CropResize, ScaledPixels
 
@@ -194,6 +196,9 @@ class IoUPairCrop(BaseTransform):
     :attr:`stats`; PackPairInputs keeps them as metainfo and PairCropStatsHook logs them); ``decode_factor`` int,
     the DCT scale 1/f the views were cut at (1 for an array input).
 
+    A DeferredJpeg left for the device (``RobustLoadImage(device_decode=True)``) stays ``img``: only the geometry
+    is drawn and recorded, plus ``view_interpolation`` for the data preprocessor that cuts the views.
+
     Returns None when a DeferredJpeg turns out corrupt (counted by its RobustLoadImage), so that mmengine draws
     another sample.
 
@@ -266,12 +271,20 @@ class IoUPairCrop(BaseTransform):
         boxes, stats = self.sample_boxes_with_stats(img_hw)
         boxes = boxes[0]
         flips = np.random.random(2) < self.flip_prob
-        pixels = img.decode_for(boxes, self.crop_resize) if deferred else ScaledPixels(img)
-        if pixels is None:
-            return None
-        views = [pixels.crop(box, self.crop_resize) for box in boxes]
-        results['img'] = [np.ascontiguousarray(v[:, ::-1]) if flip else v for v, flip in zip(views, flips)]
-        results['decode_factor'] = pixels.factor
+        if deferred and img.device:  # views cut by the data preprocessor (DevicePairPreprocessor)
+            if self.interpolation not in DEVICE_INTERPOLATIONS:
+                raise ValueError(f'IoUPairCrop: interpolation {self.interpolation!r} has no device counterpart '
+                                 f'(device_decode); use one of {DEVICE_INTERPOLATIONS}')
+            img.report(None)
+            results['view_interpolation'] = self.interpolation
+            results['decode_factor'] = 1
+        else:
+            pixels = img.decode_for(boxes, self.crop_resize) if deferred else ScaledPixels(img)
+            if pixels is None:
+                return None
+            views = [pixels.crop(box, self.crop_resize) for box in boxes]
+            results['img'] = [np.ascontiguousarray(v[:, ::-1]) if flip else v for v, flip in zip(views, flips)]
+            results['decode_factor'] = pixels.factor
         results['view_boxes'] = boxes.astype(np.float32)
         results['view_flips'] = flips
         results['ori_shape'] = img_hw

@@ -44,6 +44,12 @@ orientation): ``img`` becomes a :class:`DeferredJpeg`, which the next transform 
 every crop keeps its output size (multisiam_mm.datasets.transforms.scaled_pixels). Files that are not JPEGs or whose
 header cannot be parsed are decoded in full here, as without the option. A JPEG found corrupt only by the deferred
 decode is rejected there, through this loader's counters and warnings, and the crop transform returns ``None``.
+
+Device decoding (``device_decode=True``, docs/data_ingestion.md). A complete 3-component JPEG without EXIF rotation
+(:func:`device_decodable`) is only read and its header parsed: ``img`` becomes a :class:`DeferredJpeg` with
+``device=True``, for which IoUPairCrop draws the boxes and flips, PairPhotometric the parameters of T / T', and
+PackPairInputs sends the bytes; the data preprocessor (multisiam_mm.models.data_preprocessors.DevicePairPreprocessor)
+decodes the batch on the GPU and makes the views. Every other file is decoded here, as without the option.
 """
 import contextlib
 import fcntl
@@ -262,6 +268,13 @@ def _jpeg_frame(data: bytes) -> Optional[Tuple[int, int, int]]:
     return None
 
 
+def device_decodable(data: bytes, orientation: int) -> bool:
+    """Whether JPEG bytes can go to the device decoder as they are: complete (ends with EOI), 3 colour components,
+    no EXIF rotation (nvJPEG ignores EXIF). Others are decoded on the CPU, robustly, as without the option."""
+    frame = _jpeg_frame(data) if data.endswith(_JPEG_EOI) else None
+    return frame is not None and frame[2] == 3 and orientation == 1
+
+
 def _opencv_jpeg(data: bytes, factor: int) -> Optional[np.ndarray]:
     """BGR pixels by OpenCV for a complete grey or colour JPEG; None for any other file (Pillow decides those).
 
@@ -342,6 +355,8 @@ class DeferredJpeg:
         later_crops: (box_of_views, resize) pairs: ``box_of_views`` maps the views' boxes (N, 4) to the box (4,)
             of a later crop, resized by ``resize``.
         pixels: the decoded pixels, set by :meth:`decode_for`.
+        device: left for the data preprocessor to decode on the device (``device_decode``): the crop transform
+            records its boxes and keeps this object as ``img``; PackPairInputs sends :attr:`data`.
     """
 
     data: bytes
@@ -350,6 +365,7 @@ class DeferredJpeg:
     report: Callable[[Optional[str]], None]
     later_crops: Tuple[Tuple[Callable[[np.ndarray], np.ndarray], CropResize], ...] = ()
     pixels: Optional[ScaledPixels] = None
+    device: bool = False
 
     def decode_for(self, boxes: np.ndarray, resize: CropResize) -> Optional[ScaledPixels]:
         """Decode at the coarsest DCT scale at which the boxes (N, 4) resized by ``resize`` and every later crop keep
@@ -398,17 +414,23 @@ class RobustLoadImage(BaseTransform):
         backend_args: mmengine file backend arguments, as LoadImageFromFile's.
         reduced_decode: leave JPEGs to the next transform (IoUPairCrop), which decodes them at the coarsest DCT scale
             its crops allow (module doc); needs uint8 (``to_float32=False``).
+        device_decode: leave plain JPEGs to the data preprocessor (DevicePairPreprocessor), which decodes them on the
+            GPU (module doc); sets ``device_decode`` in the results for PairPhotometric and PackPairInputs.
     """
 
     def __init__(self, min_size: int = 32, to_float32: bool = False, warn_first: int = 10,
                  max_consecutive: int = 100, backend_args: Optional[dict] = None,
-                 reduced_decode: bool = False) -> None:
+                 reduced_decode: bool = False, device_decode: bool = False) -> None:
         if min_size < 0 or warn_first < 0 or max_consecutive < 0:
             raise ValueError(f'RobustLoadImage: min_size, warn_first and max_consecutive must be >= 0, got '
                              f'{min_size}, {warn_first}, {max_consecutive}')
         if reduced_decode and to_float32:
             raise ValueError('RobustLoadImage: reduced_decode decodes to uint8 in the crop transform; it cannot be '
                              'combined with to_float32')
+        if device_decode and (reduced_decode or to_float32):
+            raise ValueError('RobustLoadImage: device_decode sends the JPEG bytes to the data preprocessor; it '
+                             'cannot be combined with reduced_decode or to_float32')
+        self.device_decode = device_decode
         self.min_size = min_size
         self.to_float32 = to_float32
         self.warn_first = warn_first
@@ -448,16 +470,20 @@ class RobustLoadImage(BaseTransform):
         results['img'] = img
         results['img_shape'] = img_hw
         results['ori_shape'] = img_hw
+        if self.device_decode:
+            results['device_decode'] = True
         return results
 
     def _load(self, path: str) -> Union[np.ndarray, DeferredJpeg]:
         """The decoded image; with ``reduced_decode``, a :class:`DeferredJpeg` where the file is a readable JPEG."""
         data = read_file_bytes(path, self.backend_args)
-        header = read_jpeg_header(data) if self.reduced_decode else None
+        header = read_jpeg_header(data) if self.reduced_decode or self.device_decode else None
+        if self.device_decode and header is not None and not device_decodable(data, header[1]):
+            header = None
         if header is None:
             return decode_image(data, self.min_size)
         _check_size(header[0], self.min_size)
-        return DeferredJpeg(data, *header, report=partial(self._verdict, path))
+        return DeferredJpeg(data, *header, report=partial(self._verdict, path), device=self.device_decode)
 
     def _verdict(self, path: str, reason: Optional[str], known: bool = False) -> None:
         """Count a decoded image (``reason`` None), a rejected one (quarantined, warned) or one skipped because it
@@ -488,4 +514,5 @@ class RobustLoadImage(BaseTransform):
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(min_size={self.min_size}, to_float32={self.to_float32}, '
                 f'warn_first={self.warn_first}, max_consecutive={self.max_consecutive}, '
-                f'backend_args={self.backend_args}, reduced_decode={self.reduced_decode})')
+                f'backend_args={self.backend_args}, reduced_decode={self.reduced_decode}, '
+                f'device_decode={self.device_decode})')

@@ -78,6 +78,10 @@ class OdinSpanningView(BaseTransform):
         img = results['img']
         deferred = isinstance(img, DeferredJpeg)
         img_hw = img.hw if deferred else img.shape[:2]
+        if deferred and img.device:
+            raise ValueError("OdinSpanningView: device_decode covers the pair pipeline only (IoUPairCrop -> "
+                             "PairPhotometric -> PackPairInputs); Odin's spanning view is cut on the CPU: set "
+                             "RobustLoadImage(device_decode=False)")
         if deferred:
             span = (partial(self.span_box, img_hw=img_hw), self.crop_resize)
             img = results['img'] = replace(img, later_crops=img.later_crops + (span,))
