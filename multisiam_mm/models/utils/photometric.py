@@ -13,10 +13,12 @@ kind           the CPU transform and the function it calls
 BRIGHTNESS     mmpretrain ColorJitter (backend 'pillow'): PIL ``ImageEnhance.Brightness``: blend of black and the view
 CONTRAST       ``ImageEnhance.Contrast``: blend of the view's mean luma (rounded) and the view
 SATURATION     ``ImageEnhance.Color``: blend of the view's luma (PIL ``convert('L')``) and the view
-HUE            ColorJitter's hue: PIL HSV, hue channel shifted by ``uint8(h * 255)``, back to RGB
+HUE            ColorJitter's hue: PIL HSV, hue channel shifted by ``uint8(h * 255)``, back to RGB (0.3 % of values
+               differ, by a few levels, where the HSV round trip rounds differently)
 GRAY           mmcv RandomGrayscale: weighted channel sum (weights normalised), truncated to uint8, 3 channels kept
 BLUR           mmpretrain GaussianBlur: PIL ``ImageFilter.GaussianBlur(radius)``: 3 passes of an extended box blur
-               per axis, edges extended, rounded to uint8 after each pass
+               per axis, edges extended, rounded to uint8 after each pass (Pillow's radius and 24-bit weights;
+               its passes still round differently: within 3 levels, about 0.5 on average where the blur acts)
 SOLARIZE       mmcv ``solarize``: values >= thr become 255 - value
 =============  ====================================================================================================
 
