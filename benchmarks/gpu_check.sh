@@ -2,8 +2,9 @@
 # One-command GPU check (issue 18, item 5): the cuda-marked tests (tests/test_cuda.py) and one markdown table of
 # train-step time and peak memory (BYOL (mmpretrain) vs MultiSiam, DenseSiam, Odin; ResNet-50, batch 64, bf16,
 # 224 px: benchmarks/step_time.py), batched k-means vs fast-pytorch-kmeans on the same device
-# (benchmarks/kmeans_bench.py) and view-pair decoding per data worker (benchmarks/loader_bench.py; decoding runs on
-# the CPU workers: the GPU-decode option is not built yet). Meant for one GPU, at most 8 minutes.
+# (benchmarks/kmeans_bench.py), view-pair decoding per CPU data worker (benchmarks/loader_bench.py) and the GPU
+# decode option: worker cost and DevicePairPreprocessor pairs/s on the device (benchmarks/device_decode_bench.py).
+# Meant for one GPU, at most 8 minutes.
 #
 #   bash benchmarks/gpu_check.sh               # on a machine with a CUDA GPU
 #   bash benchmarks/gpu_check.sh --cpu --tiny  # everything on the CPU at tiny sizes (CI: tests/test_gpu_check.py)
@@ -41,10 +42,12 @@ if [ "$TINY" = 1 ]; then
     STEP_ARGS=(--depth 18 --batch 2 --size 64 --span-size 128 --steps 1 --warmup 0)
     KMEANS_ARGS=(--batch 8 --dim 16 --repeats 1)
     LOADER_ARGS=(--quick)
+    DEVICE_DECODE_ARGS=(--quick)
 else
     STEP_ARGS=(--depth 50 --batch 64 --size 224 --span-size 448 --steps 10 --warmup 3)
     KMEANS_ARGS=(--batch 256 --repeats 30)
     LOADER_ARGS=(--frames 8 --repeats 5)
+    DEVICE_DECODE_ARGS=(--frames 16 --repeats 10 --batch 64)
 fi
 
 LOGS=$(mktemp -d)
@@ -88,6 +91,8 @@ TESTS_RC=$?
 stage "step time" "$LOGS/step" "$PYTHON" benchmarks/step_time.py --device "$DEVICE" --amp bf16 "${STEP_ARGS[@]}"
 stage "k-means" "$LOGS/kmeans" "$PYTHON" benchmarks/kmeans_bench.py --device "$DEVICE" "${KMEANS_ARGS[@]}"
 stage "decode" "$LOGS/decode" "$PYTHON" benchmarks/loader_bench.py "${LOADER_ARGS[@]}"
+stage "device decode" "$LOGS/device_decode" "$PYTHON" benchmarks/device_decode_bench.py --device "$DEVICE" \
+    "${DEVICE_DECODE_ARGS[@]}"
 
 # The pytest summary line, e.g. "4 passed, 1 skipped in 9.1s": skipped tests stay "skipped" in the table.
 SUMMARY=$(grep -E '^[0-9]+ (passed|failed|skipped|error)|^=+ .*(passed|failed|skipped|error)' "$LOGS/tests" | tail -n 1 |
@@ -100,7 +105,7 @@ fi
 echo
 echo "gpu_check on $DEVICE$([ "$TINY" = 1 ] && echo ' (--tiny sizes)'), $(date -u '+%Y-%m-%d %H:%M UTC'), ${SECONDS}s"
 [ "$DEVICE" = cuda ] && echo "GPU: $("$PYTHON" -c 'import torch; print(torch.cuda.get_device_name(0))')"
-for log in step kmeans decode; do  # each benchmark's own context line (model, batch, size, machine)
+for log in step kmeans decode device_decode; do  # each benchmark's own context line (model, batch, size, machine)
     [ -s "$LOGS/$log" ] && [ ! -f "$LOGS/$log.failed" ] && grep -m1 -v -e '^\s*$' -e '^|' -e '^gpu_check' "$LOGS/$log" | sed 's/^/- /'
 done
 echo
@@ -110,4 +115,5 @@ echo "| cuda tests | tests/test_cuda.py -m cuda | ${SUMMARY:-no pytest summary (
 table_rows "step time ($DEVICE, bf16)" "$LOGS/step"
 table_rows "k-means ($DEVICE)" "$LOGS/kmeans"
 table_rows "decode (CPU worker)" "$LOGS/decode"
+table_rows "device decode ($DEVICE)" "$LOGS/device_decode"
 exit $STATUS

@@ -1,6 +1,7 @@
 """The GPU paths (issue 18, item 5), marked ``cuda`` and skipped where torch sees no CUDA device: batched k-means on
 CUDA equals the CPU result, a bf16 AMP step is finite and matches fp32, channels_last gives the NCHW losses, and a
-1-process NCCL group trains with SyncBN as plain BN does. ``bash benchmarks/gpu_check.sh`` runs them on one GPU."""
+1-process NCCL group trains with SyncBN as plain BN does, and GPU JPEG decoding gives the CPU decode path's views.
+``bash benchmarks/gpu_check.sh`` runs them on one GPU."""
 import copy
 import socket
 
@@ -116,3 +117,21 @@ def test_one_process_nccl_group_trains_syncbn_as_bn():
     for (name, p_sync), p_bn in zip(model_sync.named_parameters(), model_bn.parameters()):
         if p_bn.grad is not None:
             torch.testing.assert_close(p_sync.grad, p_bn.grad, rtol=1e-3, atol=1e-4, msg=name)
+
+
+def test_device_decode_on_cuda_equals_the_cpu_decode_path(tmp_path):
+    """DevicePairPreprocessor with nvJPEG gives the views it gives with torchvision's CPU decoder (issue 18, item
+    4): the same boxes, flips and T / T' draws, pixel values within the decoders' rounding."""
+    from mmengine.dataset import pseudo_collate
+    from test_device_decode import pipelines, seeded, street_like, write_jpeg
+    path = write_jpeg(tmp_path / 'frame.jpg', street_like(300, 420))
+    _, dev = pipelines()
+    samples = [seeded(dev, path, s) for s in range(4)]
+    common = dict(mean=[0., 0., 0.], std=[1., 1., 1.], to_rgb=True)
+    views = []
+    for where in ('cuda', 'cpu'):
+        pre = MODELS.build(dict(type='DevicePairPreprocessor', decode_device=where, **common)).to(where)
+        views.append([v.cpu() for v in pre(pseudo_collate(copy.deepcopy(samples)))['inputs']])
+    for gpu, cpu in zip(*views):
+        diff = (gpu - cpu).abs()
+        assert diff.mean() < 1.0 and diff.max() <= 32, (diff.mean(), diff.max())

@@ -27,3 +27,5 @@ def test_gpu_check_cpu_tiny_prints_the_table():
     assert '| k-means (cpu) | fast-pytorch-kmeans MultiKMeans | time per batch (ms): ' in proc.stdout, out
     assert '| decode (CPU worker) | (a) mmpretrain BYOL pipeline, full frames | pairs/s per worker: ' in out
     assert '| decode (CPU worker) | (d) ours, shrunk frames | pairs/s per worker: ' in proc.stdout, out
+    assert '| device decode (cpu) | device_decode worker (bytes, boxes, draws) | pairs/s: ' in out
+    assert '| device decode (cpu) | DevicePairPreprocessor on cpu (decode, cut, T / T\', normalise) | pairs/s: ' in out
