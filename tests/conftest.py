@@ -2,6 +2,7 @@
 import argparse
 import copy
 import importlib.util
+import itertools
 import os.path as osp
 
 import pytest
@@ -64,10 +65,19 @@ def tiny_pipeline(size: int = 64) -> list:
     ]
 
 
+_RUN_NUMBERS = itertools.count()
+
+
 def tiny_runner_cfg(data_root: str, work_dir: str, max_iters: int = 4, ckpt_interval: int = 2,
                     model: dict = None) -> dict:
-    """A full mmengine Runner config (iteration-based) around the tiny model."""
+    """A full mmengine Runner config (iteration-based) around the tiny model.
+
+    Each config has an experiment name of its own: mmengine names the run's logger, MessageHub and Visualizer after
+    it, and its default (the timestamp, to the second) made two runs started in the same second share one logger,
+    whose file lies in the first run's work_dir.
+    """
     return copy.deepcopy(dict(
+        experiment_name=f'tiny_run_{next(_RUN_NUMBERS)}',
         default_scope='mmpretrain',
         custom_imports=dict(imports=['multisiam_mm'], allow_failed_imports=False),
         model=model or tiny_model(),
