@@ -28,13 +28,15 @@ FINETUNE_SHORT = ['--cfg-options', 'train_cfg.max_iters=2', 'train_cfg.val_inter
 # script file name -> (its arguments, the index of the script among them) -> arguments to append
 SHORTENERS: Dict[str, Callable[[List[str], int], List[str]]] = {
     'train.py': lambda args, i: train_options(args[i + 1] if i + 1 < len(args) else None),
-    'demo.py': lambda args, i: ['--max-iters', '2', '--num-images', '16'],
+    'demo.py': lambda args, i: ['--max-iters', '2'],
     'probe_segmentation.py': lambda args, i: ['--iters', '2', '--batch-size', '2', '--workers', '0'],
     'eval_object_discovery.py': lambda args, i: ['--size', '64', '--ks', '2', '--max-images', '2'],
-    'gen_synthetic_streets.py': lambda args, i: ['--num-train', '16', '--num-val', '4'],
     'finetune.py': lambda args, i: FINETUNE_SHORT,
     'list_memory.py': lambda args, i: ['--lines', '2000'],
     'decode_bench.py': lambda args, i: ['--frames', '2', '--repeats', '1', '--width', '640', '--height', '426'],
+    'loader_bench.py': lambda args, i: ['--quick'],
+    'device_decode_bench.py': lambda args, i: ['--quick'],
+    'extract_bench.py': lambda args, i: ['--frames', '2', '--repeats', '1'],
 }
 
 

@@ -201,6 +201,18 @@ def check_mim_gpus(doc: DocLine, cwd: str, env: Dict[str, str]) -> None:
     assert res.returncode == 0 and all(f in res.stdout for f in FLAG.findall(doc.text)), res.stdout[-2000:]
 
 
+def check_gpu_check(doc: DocLine, cwd: str, env: Dict[str, str]) -> None:
+    """The GPU check without CUDA: its usage message, bash -n, and the one-line refusal (exit 2) that points to --cpu."""
+    script = 'benchmarks/gpu_check.sh'
+    usage = subprocess.run(['bash', script, '--help'], cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
+    assert usage.returncode == 0 and '--cpu' in usage.stdout, usage.stdout
+    assert subprocess.run(['bash', '-n', script], cwd=cwd).returncode == 0
+    import torch
+    if not torch.cuda.is_available():
+        res = subprocess.run(['bash', script], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+        assert res.returncode == 2 and 'pass --cpu' in res.stderr, (res.returncode, res.stderr[-2000:])
+
+
 def add_dry_run(text: str) -> str:
     return strip_comment(text) + ' --dry-run'
 
@@ -225,6 +237,10 @@ SPECIAL: List[Tuple[str, object, str]] = [
      'needs the wandb / mlflow package (and an account); what the line selects is checked by '
      'tests/test_log_hygiene.py::test_documented_visualisation_backend_switch'),
     (r'\s--amp\b', drop_amp, 'AMP needs a GPU (mmengine AmpOptimWrapper): run without --amp'),
+    (r'^bash benchmarks/gpu_check\.sh --cpu --tiny\s*(#.*)?$', None,
+     'run as written (and its table checked) by tests/test_gpu_check.py::test_gpu_check_cpu_tiny_prints_the_table'),
+    (r'^bash benchmarks/gpu_check\.sh\s*(#.*)?$', check_gpu_check,
+     'needs a CUDA GPU: its usage message must work, the script parse, and without CUDA it must refuse in one line'),
 ]
 
 
@@ -234,8 +250,10 @@ def plan(doc: DocLine) -> Tuple[str, object, str]:
         if re.search(pattern, doc.text):
             if action is None:
                 return 'skip', None, reason
-            if action in (check_help, check_make_test, check_mim_gpus):
+            if action in (check_help, check_make_test, check_mim_gpus, check_gpu_check):
                 return 'check', action, reason
+            if is_synopsis(words(doc.text)):
+                return 'check', check_help, f'synopsis; {reason}'
             return 'run', action(doc.text), reason
     tokens = words(doc.text)
     prog = program(tokens)
@@ -271,8 +289,9 @@ def test_extraction_and_planning():
     assert plan(DocLine('x', 1, 'python tools/demo.py --max-iters 20'))[0] == 'run'
     with pytest.raises(pytest.fail.Exception, match='no rule for `docker`'):
         plan(DocLine('x', 1, 'docker build .'))
-    assert shortened('python', ['tools/demo.py', '--max-iters', '20'])[-4:] == ['--max-iters', '2', '--num-images',
-                                                                                '16']
+    assert shortened('python', ['tools/demo.py', '--max-iters', '20'])[-2:] == ['--max-iters', '2']
+    assert plan(DocLine('x', 1, 'python tools/finetune.py CKPT fcn --use-mim --launcher pytorch'))[1] is check_help
+    assert plan(DocLine('x', 1, 'bash benchmarks/gpu_check.sh   # comment'))[1] is check_gpu_check
     assert shortened('python', ['-c', 'print(1)']) == ['-c', 'print(1)']
 
 
