@@ -183,7 +183,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument('--checkpoint', help='backbone-only checkpoint or full pretraining checkpoint (backbone.* keys)')
+    src.add_argument('--checkpoint', help='backbone-only checkpoint, full pretraining checkpoint (backbone.* keys) '
+                                          'or the work dir of a pretraining run (its last_checkpoint)')
     src.add_argument('--random-init', action='store_true', help='randomly initialised backbone (the baseline)')
     p.add_argument('--network', choices=('online', 'target'), default='online',
                    help='backbone of a pretraining checkpoint: online (backbone.*) or EMA target (target_net.*)')
