@@ -2,7 +2,8 @@
 
 Imported by the sandbox's stand-in ``python`` and ``mim`` on every call, so it imports nothing heavy at the top.
 argparse and mmengine's ``--cfg-options`` keep the last value given, so an appended argument overrides the
-documented one and the command otherwise runs as written.
+documented one and the command otherwise runs as written. A torchrun launch (tools/dist_train.sh) keeps its path but
+starts at most 2 processes (the cores here) instead of the documented number.
 """
 import os.path as osp
 from typing import Callable, Dict, List, Optional
@@ -13,12 +14,38 @@ LOADER_SHORT = ['train_dataloader.batch_size=2', 'train_dataloader.num_workers=0
 
 
 def train_options(config: Optional[str]) -> List[str]:
-    """``--cfg-options`` that make a pretraining config train two iterations (or one epoch of the tiny data)."""
+    """``--cfg-options`` that make a pretraining config train two iterations (or one epoch of two images, one
+    iteration) and validate, if it has a validation loop, on one batch, all without worker processes."""
     if not config or not osp.isfile(config):
         return []
     from mmengine.config import Config
-    loop = str(Config.fromfile(config).get('train_cfg', {}).get('type', ''))
-    return ['--cfg-options', 'train_cfg.max_iters=2' if 'Iter' in loop else 'train_cfg.max_epochs=1', *LOADER_SHORT]
+    cfg = Config.fromfile(config)
+    by_epoch = 'Iter' not in str(cfg.get('train_cfg', {}).get('type', ''))
+    options = ['train_cfg.max_epochs=1' if by_epoch else 'train_cfg.max_iters=2', *LOADER_SHORT]
+    if by_epoch and _plain_dataset(cfg.get('train_dataloader')):
+        options.append('train_dataloader.dataset.indices=2')
+    val = cfg.get('val_dataloader')
+    if _plain_dataset(val):
+        options += [f'val_dataloader.dataset.indices={val.get("batch_size", 1)}', 'val_dataloader.num_workers=0',
+                    'val_dataloader.persistent_workers=False']
+    return ['--cfg-options', *options]
+
+
+def _plain_dataset(loader: Optional[dict]) -> bool:
+    """A dataloader config whose dataset is one mmengine BaseDataset (not a wrapper of others): it takes ``indices``."""
+    dataset = (loader or {}).get('dataset') or {}
+    return bool(dataset) and 'dataset' not in dataset and 'datasets' not in dataset
+
+
+def torchrun_processes(args: List[str], cap: int = 2) -> List[str]:
+    """torchrun arguments with ``--nproc_per_node`` capped at ``cap`` (the CPU cores here): the same launch path with
+    fewer processes."""
+    out = []
+    for arg in args:
+        if arg.startswith('--nproc_per_node=') and int(arg.split('=', 1)[1]) > cap:
+            arg = f'--nproc_per_node={cap}'
+        out.append(arg)
+    return out
 
 
 FINETUNE_SHORT = ['--cfg-options', 'train_cfg.max_iters=2', 'train_cfg.val_interval=2', *LOADER_SHORT,
@@ -47,6 +74,8 @@ def shortened(kind: str, args: List[str]) -> List[str]:
             config = args[2] if osp.isfile(args[2]) else osp.join(ROOT, args[2])
             return [*args, *train_options(config)]
         return args
+    if args[:2] == ['-m', 'torch.distributed.run']:
+        args = torchrun_processes(args)
     for i, arg in enumerate(args):
         if arg == '-c' or (arg == '-m' and args[i + 1:i + 2] != ['torch.distributed.run']):
             return args

@@ -8,10 +8,11 @@ list for configs/multisiam_waymo.py and a SODA10M-style folder).
 
 How a command is made cheap without changing it: the sandbox's ``python``, ``.venv/bin/python`` and ``mim`` are
 stand-ins that run the real ones with a few arguments appended (``SHORTENERS``: e.g. tools/train.py gets
-``--cfg-options train_cfg.max_iters=2`` or ``max_epochs=1`` by the config's loop, a batch of 2 and no workers;
-tools/demo.py gets ``--max-iters 2``). argparse and mmengine's ``--cfg-options`` take the last value, so the command
-runs as written, only shorter. A stand-in ``srun`` prints the command it was given and exits 0 (no Slurm here: the
-launch command that tools/slurm_train.sh or ``mim train --launcher slurm`` builds is still built and checked).
+``--cfg-options train_cfg.max_iters=2`` or, for an epoch loop, ``max_epochs=1`` on two images; a batch of 2, one
+validation batch, no workers; tools/demo.py gets ``--max-iters 2``; torchrun at most 2 processes). argparse and
+mmengine's ``--cfg-options`` take the last value, so the command runs as written, only shorter. A stand-in ``srun``
+prints the command it was given and exits 0 (no Slurm here: the launch command that tools/slurm_train.sh or ``mim
+train --launcher slurm`` builds is still built and checked).
 
 Lines that cannot run here:
 
@@ -23,6 +24,7 @@ Lines that cannot run here:
 A line whose program is neither known (``PROGRAMS``) nor special fails the test, naming the file and line: a new
 runnable command needs no change here, a new kind of command needs a decision here.
 """
+import functools
 import os
 import os.path as osp
 import re
@@ -172,6 +174,16 @@ def make_sandbox(root: str) -> Dict[str, str]:
 
 # ---- checks for what cannot run here ----
 
+@functools.cache
+def _help_output(cmd: Tuple[str, ...], cwd: str, env: Tuple[Tuple[str, str], ...]) -> subprocess.CompletedProcess:
+    return subprocess.run([*cmd, '--help'], cwd=cwd, env=dict(env), capture_output=True, text=True, timeout=300)
+
+
+def help_output(cmd: Tuple[str, ...], cwd: str, env: Dict[str, str]) -> subprocess.CompletedProcess:
+    """``cmd --help``, run once per command (several synopsis lines name the same tool)."""
+    return _help_output(cmd, cwd, tuple(sorted(env.items())))
+
+
 def check_help(doc: DocLine, cwd: str, env: Dict[str, str]) -> None:
     """A synopsis: the tool's --help (a script: its usage message) works and names every --flag of the line."""
     tokens = words(doc.text)
@@ -184,7 +196,7 @@ def check_help(doc: DocLine, cwd: str, env: Dict[str, str]) -> None:
         return
     i = tokens.index(prog)
     cmd = tokens[i:i + 2]  # python tools/X.py, mim train
-    res = subprocess.run([*cmd, '--help'], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    res = help_output(tuple(cmd), cwd, env)
     assert res.returncode == 0, f'{doc.where()}: {" ".join(cmd)} --help failed:\n{res.stderr[-2000:]}'
     missing = [f for f in FLAG.findall(strip_comment(doc.text)) if f not in res.stdout and f != '--help']
     assert not missing, f'{doc.where()}: {" ".join(cmd)} --help does not list {missing}'
