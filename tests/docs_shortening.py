@@ -14,8 +14,9 @@ LOADER_SHORT = ['train_dataloader.batch_size=2', 'train_dataloader.num_workers=0
 
 
 def train_options(config: Optional[str]) -> List[str]:
-    """``--cfg-options`` that make a pretraining config train two iterations (or one epoch of two images, one
-    iteration) and validate, if it has a validation loop, on one batch, all without worker processes."""
+    """``--cfg-options`` that make a pretraining config train two iterations, or one epoch of four images (two
+    iterations of batch 2, or one on each of 2 torchrun processes, which ``drop_last`` would otherwise leave
+    empty), and validate on one batch if it has a validation loop, all without worker processes."""
     if not config or not osp.isfile(config):
         return []
     from mmengine.config import Config
@@ -23,7 +24,7 @@ def train_options(config: Optional[str]) -> List[str]:
     by_epoch = 'Iter' not in str(cfg.get('train_cfg', {}).get('type', ''))
     options = ['train_cfg.max_epochs=1' if by_epoch else 'train_cfg.max_iters=2', *LOADER_SHORT]
     if by_epoch and _plain_dataset(cfg.get('train_dataloader')):
-        options.append('train_dataloader.dataset.indices=2')
+        options.append('train_dataloader.dataset.indices=4')
     val = cfg.get('val_dataloader')
     if _plain_dataset(val):
         options += [f'val_dataloader.dataset.indices={val.get("batch_size", 1)}', 'val_dataloader.num_workers=0',
@@ -38,13 +39,20 @@ def _plain_dataset(loader: Optional[dict]) -> bool:
 
 
 def torchrun_processes(args: List[str], cap: int = 2) -> List[str]:
-    """torchrun arguments with ``--nproc_per_node`` capped at ``cap`` (the CPU cores here): the same launch path with
-    fewer processes."""
-    out = []
-    for arg in args:
-        if arg.startswith('--nproc_per_node=') and int(arg.split('=', 1)[1]) > cap:
-            arg = f'--nproc_per_node={cap}'
-        out.append(arg)
+    """torchrun arguments with ``--nproc_per_node`` / ``--nproc-per-node`` (``=N`` or ``N``) capped at ``cap`` (the
+    CPU cores here): the same launch path with fewer processes. Non-numeric values (gpu, auto) are left as they are."""
+    out = list(args)
+    for i, arg in enumerate(out):
+        name, eq, value = arg.partition('=')
+        if name not in ('--nproc_per_node', '--nproc-per-node'):
+            continue
+        if not eq and i + 1 < len(out):
+            value = out[i + 1]
+        if value.isdigit() and int(value) > cap:
+            if eq:
+                out[i] = f'{name}={cap}'
+            else:
+                out[i + 1] = str(cap)
     return out
 
 

@@ -91,3 +91,18 @@ def test_documented_visualisation_backend_switch(backend, attribute, value, tmp_
         vis: Visualizer = VISUALIZERS.build(vis_cfg)
     built = vis.get_backend(backend)
     assert built is not None and getattr(built, attribute) == value
+
+
+def test_two_runs_started_in_the_same_second_write_their_own_logs(tmp_path, monkeypatch):
+    """mmengine names a run's logger after its timestamp (to the second): two Runners built in the same second got
+    one logger, writing into the first run's work_dir. tiny_runner_cfg gives each config its own experiment name."""
+    import glob
+    import time
+
+    from conftest import tiny_runner_cfg
+    from mmengine.runner import Runner
+    frozen = time.localtime()
+    monkeypatch.setattr(time, 'localtime', lambda *args: frozen)
+    for name in ('a', 'b'):
+        Runner.from_cfg(Config(tiny_runner_cfg('', str(tmp_path / name))))
+        assert glob.glob(str(tmp_path / name / '*' / '*.log')), f'run {name} wrote no log of its own'

@@ -9,8 +9,8 @@ resizes and the photometric ops (benchmarks/loader_bench.py). This preprocessor 
   --> SelfSupDataPreprocessor (BGR -> RGB, normalise) --> [view1 (B, 3, S, S), view2]
 
 so an algorithm receives what the CPU pipeline gives it. Samples the workers decoded on the CPU (not a plain
-3-channel JPEG, an EXIF rotation, a truncated file, which the robust loader handles) arrive as views already cut,
-with their T / T' still to apply, and join the batch here.
+3-channel JPEG, or an EXIF rotation) arrive as views already cut and with T / T' applied (an empty draw table), and
+join the batch here; the robust loader rejects truncated or unreadable files in the worker, as without the option.
 
 Device. ``decode_device='auto'`` decodes where the model is (nvJPEG on a CUDA device); on a CPU-only machine, or with
 ``decode_device='cpu'``, torchvision's libjpeg-turbo decodes in the main process (one log line says so): slow at
