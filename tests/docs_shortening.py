@@ -72,6 +72,10 @@ SHORTENERS: Dict[str, Callable[[List[str], int], List[str]]] = {
     'loader_bench.py': lambda args, i: ['--quick'],
     'device_decode_bench.py': lambda args, i: ['--quick'],
     'extract_bench.py': lambda args, i: ['--frames', '2', '--repeats', '1'],
+    'step_time.py': lambda args, i: ['--depth', '18', '--batch', '2', '--size', '64', '--span-size', '128', '--steps',
+                                     '1', '--warmup', '0'],
+    'kmeans_bench.py': lambda args, i: ['--batch', '8', '--dim', '16', '--repeats', '1'],
+    'pair_crop_bench.py': lambda args, i: ['--seconds', '0.2', '--batch', '256'],
 }
 
 

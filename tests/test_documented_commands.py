@@ -106,31 +106,17 @@ def untagged_command_blocks(path: str) -> List[Tuple[str, str]]:
 # minutes to hours, the quality run on data outside the repository, checkpoints no documented command makes here).
 # Tagging one `bash` makes it run; a new untagged block of commands fails test_untagged_command_blocks_are_reviewed.
 UNTAGGED_NOT_RUN = {
-    ('docs/benchmarks.md', '.venv/bin/python benchmarks/step_time.py --batch 8 --size 224 --depth 50 --steps 20 '
-                           '--warmup 2'),
-    ('docs/benchmarks.md', '.venv/bin/python benchmarks/kmeans_bench.py --metric euclidean --threads 1'),
-    ('docs/benchmarks.md', '.venv/bin/python benchmarks/pair_crop_bench.py --height 1280 --width 1920 --iou-thr 0.5'),
     ('docs/benchmarks.md', 'python benchmarks/quality/run.py --work-dir work_dirs/quality \\'),
     ('docs/benchmarks.md', 'python benchmarks/resume_bench.py --positions 10 1000 --repeats 2 --batch 8 --workers 2'),
-    ('docs/distributed.md', '.venv/bin/python -m pytest tests/test_distributed.py'),
-    ('docs/distributed.md', 'tools/dist_train.sh CONFIG 8 --work-dir work_dirs/run'),
     ('docs/distributed.md', 'mim train multisiam_mm CONFIG --launcher slurm --gpus 16 --gpus-per-node 8 '
                             '--cpus-per-task 5 \\'),
-    ('docs/distributed.md', '.venv/bin/python -m pytest tests/test_cpu_launch.py    # ~20 s: Slurm variable '
-                            'derivation, wrapper config, SyncBN'),
     ('docs/odin.md', 'python tools/gen_synthetic_streets.py --out data/synthetic_streets --num-train 0 --num-val 100'),
     ('docs/probes.md', 'python tools/probe_segmentation.py --checkpoint work_dirs/demo/iter_200.pth --mode linear '
                        '--iters 100 \\'),
-    ('docs/probes.md', 'python tools/probe_segmentation.py --checkpoint CKPT --mode linear --data-root '
-                       '../shared/data/idd20k_lite \\'),
     ('docs/probes.md', 'python tools/probe_segmentation.py --random-init --mode linear --iters 100 --log-interval 25 '
                        '--work-dir /tmp/p/lr'),
     ('docs/probes.md', 'python tools/visualize_clusters.py --checkpoints work_dirs/byol/iter_200.pth '
                        'work_dirs/demo/iter_200.pth \\'),
-    ('docs/resume.md', 'python tools/train.py CONFIG --work-dir work_dirs/run --resume            # the latest '
-                       'checkpoint of the work dir'),
-    ('docs/synthetic_data.md', 'python tools/gen_synthetic_streets.py --out data/synthetic_streets --num-train 2000 '
-                               '--num-val 200 \\'),
 }
 
 
@@ -272,6 +258,15 @@ def check_gpu_check(doc: DocLine, cwd: str, env: Dict[str, str]) -> None:
         assert res.returncode == 2 and 'pass --cpu' in res.stderr, (res.returncode, res.stderr[-2000:])
 
 
+def check_pytest_files(doc: DocLine, cwd: str, env: Dict[str, str]) -> None:
+    """A line that runs test files of this suite: make test runs them in full, so here they must exist and collect."""
+    files = [t for t in words(doc.text) if t.startswith('tests/') and t.endswith('.py')]
+    assert files and all(osp.isfile(osp.join(ROOT, f)) for f in files), f'{doc.where()}: no such test file in {files}'
+    res = subprocess.run([sys.executable, '-m', 'pytest', '--collect-only', '-q', *files], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0 and ' collected' in res.stdout, f'{doc.where()}: {res.stdout[-2000:]}'
+
+
 def add_dry_run(text: str) -> str:
     return strip_comment(text) + ' --dry-run'
 
@@ -296,6 +291,8 @@ SPECIAL: List[Tuple[str, object, str]] = [
      'needs the wandb / mlflow package (and an account); what the line selects is checked by '
      'tests/test_log_hygiene.py::test_documented_visualisation_backend_switch'),
     (r'\s--amp\b', drop_amp, 'AMP needs a GPU (mmengine AmpOptimWrapper): run without --amp'),
+    (r'^(\.venv/bin/)?python -m pytest tests/\S+\.py\s*(#.*)?$', check_pytest_files,
+     'runs test files of this suite, which make test runs in full: they must exist and collect'),
     (r'^bash benchmarks/gpu_check\.sh --cpu --tiny\s*(#.*)?$', None,
      'run as written (and its table checked) by tests/test_gpu_check.py::test_gpu_check_cpu_tiny_prints_the_table'),
     (r'^bash benchmarks/gpu_check\.sh\s*(#.*)?$', check_gpu_check,
@@ -310,7 +307,7 @@ def plan(doc: DocLine) -> Tuple[str, object, str]:
         if re.search(pattern, doc.text):
             if action is None:
                 return 'skip', None, reason
-            if action in (check_help, check_make_test, check_mim_gpus, check_gpu_check):
+            if action in (check_help, check_make_test, check_mim_gpus, check_gpu_check, check_pytest_files):
                 return 'check', action, reason
             if is_synopsis(words(doc.text)):
                 return 'check', check_help, f'synopsis; {reason}'
