@@ -63,16 +63,21 @@ class DocLine:
         return f'{self.path}:{self.line}'
 
 
+def fenced_blocks(path: str) -> List[Tuple[str, int, str]]:
+    """(language tag, '' for none; line number of the first body line; body) of each fenced block of a page."""
+    text = open(osp.join(ROOT, path), encoding='utf-8').read()
+    return [(m.group(1), text[:m.start(2)].count('\n') + 1, m.group(2))
+            for m in re.finditer(r'^```(\w*)[^\n]*\n(.*?)^```', text, re.M | re.S)]
+
+
 def extract_blocks(path: str) -> List[List[DocLine]]:
     """The shell blocks of a page, each as its list of logical command lines."""
-    text = open(osp.join(ROOT, path), encoding='utf-8').read()
     blocks = []
-    for m in re.finditer(r'^```(\w+)[^\n]*\n(.*?)^```', text, re.M | re.S):
-        if m.group(1) not in SHELL_TAGS:
+    for tag, first, body in fenced_blocks(path):
+        if tag not in SHELL_TAGS:
             continue
-        first = text[:m.start(2)].count('\n') + 1
-        raw = m.group(2).splitlines()
-        if m.group(1) == 'console':
+        raw = body.splitlines()
+        if tag == 'console':
             raw = [r[2:] if r.startswith('$ ') else '' for r in raw]
         lines, i = [], 0
         while i < len(raw):
@@ -93,11 +98,10 @@ COMMAND_START = re.compile(r'^\s*((\.venv/bin/)?(python3?|mim|make|bash)\s|tools
 def untagged_command_blocks(path: str) -> List[Tuple[str, str]]:
     """(page, first line) of each fenced block without a language tag whose lines include a command: such a block is
     not run, so it must be tagged ``bash`` or be on the reviewed list UNTAGGED_NOT_RUN."""
-    text = open(osp.join(ROOT, path), encoding='utf-8').read()
     found = []
-    for m in re.finditer(r'^```(\w*)[^\n]*\n(.*?)^```', text, re.M | re.S):
-        commands = [line for line in m.group(2).splitlines() if COMMAND_START.match(line)]
-        if not m.group(1) and commands:
+    for tag, _, body in fenced_blocks(path):
+        commands = [line for line in body.splitlines() if COMMAND_START.match(line)]
+        if not tag and commands:
             found.append((path, commands[0].strip()))
     return found
 
@@ -156,7 +160,7 @@ def shim_source(real: str, kind: str) -> str:
     return f'''#!{sys.executable}
 import os, sys
 sys.path.insert(0, {osp.join(ROOT, 'tests')!r})
-from docs_shortening import shortened, train_options
+from docs_shortening import shortened
 os.execv({real!r}, [{real!r}, *shortened({kind!r}, sys.argv[1:])])
 '''
 
