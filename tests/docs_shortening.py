@@ -76,6 +76,10 @@ SHORTENERS: Dict[str, Callable[[List[str], int], List[str]]] = {
                                      '1', '--warmup', '0'],
     'kmeans_bench.py': lambda args, i: ['--batch', '8', '--dim', '16', '--repeats', '1'],
     'pair_crop_bench.py': lambda args, i: ['--seconds', '0.2', '--batch', '256'],
+    'resume_bench.py': lambda args, i: ['--positions', '2', '4', '--repeats', '1', '--batch', '2', '--workers', '0'],
+    # one arm through all four stages (pretrain 2 iterations, linear 3, fine-tune 2, ABO on 2 images), one seed
+    'run.py': lambda args, i: (['--arms', 'multisiam', '--seeds', '0', '--budget', '0.01', '--workers', '0']
+                               if args[i].endswith(osp.join('quality', 'run.py')) else []),
 }
 
 
