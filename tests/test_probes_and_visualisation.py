@@ -95,6 +95,8 @@ def test_probe_runs_end_to_end(probe, tiny_streets, multisiam_ckpt, tmp_path, ca
     assert '[probe] iter 3/3' in out and '| **mIoU** |' in out and f'mIoU: {result["mIoU"]:.2f}' in out
     assert getattr(DefaultScope.get_current_instance(), 'scope_name', None) == scope_before  # left as it was
     assert 0.0 <= result['mIoU'] <= 100.0 and list(result['per_class'])[:2] == ['road', 'sidewalk']
+    scalars = glob.glob(osp.join(str(tmp_path), '*', 'vis_data', 'scalars.json'))
+    assert len(scalars) == 1 and open(scalars[0]).read().count('"mIoU"') == 1  # evaluated once, not twice
     if source == 'multisiam':  # the probe's backbone starts from the checkpoint's online backbone
         assert torch.load(osp.join(str(tmp_path), 'probe_backbone.pth'))['state_dict'].keys() == \
             backbone_tensors(multisiam_ckpt).keys()

@@ -126,7 +126,9 @@ def probe_config(args: argparse.Namespace) -> Config:
             cfg.model.decode_head.channels = 2048
     cfg.val_evaluator = dict(type='PerClassIoUMetric', iou_metrics=['mIoU'], ignore_index=args.ignore_index)
     cfg.test_evaluator = cfg.val_evaluator
-    cfg.train_cfg.update(max_iters=args.iters, val_interval=args.iters + 1)  # evaluated once, after training
+    # evaluated once, by runner.val() after training: mmengine's loop also validates at its last iteration unless
+    # val_begin lies beyond it (a val_interval beyond it is not enough)
+    cfg.train_cfg.update(max_iters=args.iters, val_interval=args.iters + 1, val_begin=args.iters + 1)
     cfg.param_scheduler = [dict(type='PolyLR', eta_min=0.0, power=0.9, begin=0, end=args.iters, by_epoch=False)]
     cfg.default_hooks.checkpoint.interval = args.iters
     cfg.default_hooks.logger.interval = args.log_interval

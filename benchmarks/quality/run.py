@@ -94,9 +94,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def scaled(args: argparse.Namespace) -> Dict[str, int]:
     """Iterations and image counts at ``args.budget``."""
-    return dict(pretrain_iters=max(10, round(args.pretrain_iters * args.budget)),
-                linear_iters=max(10, round(args.linear_iters * args.budget)),
-                finetune_iters=max(10, round(args.finetune_iters * args.budget)),
+    return dict(pretrain_iters=max(2, round(args.pretrain_iters * args.budget)),
+                linear_iters=max(2, round(args.linear_iters * args.budget)),
+                finetune_iters=max(2, round(args.finetune_iters * args.budget)),
                 abo_images=max(1, round(args.abo_images * args.budget)))
 
 
