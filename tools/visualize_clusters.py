@@ -5,8 +5,8 @@ backbone; or a backbone-only checkpoint; ``random`` for a randomly initialised b
 mmpretrain ResNet. Each image's final feature map is clustered with k-means (K clusters, cosine) and the clusters are
 drawn over the image. Rows: images; columns: the input, then one column per checkpoint, captioned by ``--names``.
 
-    python tools/visualize_clusters.py --checkpoints work_dirs/byol/iter_200.pth work_dirs/multisiam/iter_200.pth \\
-        --names BYOL MultiSiam --images data/synthetic_streets/images/val --num-images 6 --out clusters.png
+    python tools/visualize_clusters.py --checkpoints random work_dirs/demo --names random MultiSiam \\
+        --images data/synthetic_streets/images/val --num-images 6 --out clusters.png   # after make demo
 """
 import argparse
 import os
